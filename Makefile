@@ -1,0 +1,31 @@
+# `make demo` and `make test` work on a fresh machine: they create the shared venv if missing,
+# re-install this checkout into it, build the CPU harness (on hosts without an NVIDIA driver) and run.
+.PHONY: setup harness demo test test-unit test-e2e bench tiny-pair clean
+
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/dflash-sglang
+
+setup:
+	@bash scripts/setup_venv.sh
+
+harness: setup
+	@$(CLI) harness build
+
+demo: harness
+	@$(PY) scripts/demo.py
+
+test: harness
+	@eval "$$($(CLI) env)"; $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: harness
+	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/unit tests/kernels $(PYTEST_ARGS)
+
+test-e2e: harness
+	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+tiny-pair: setup
+	@$(PY) scripts/make_tiny_pair.py
+
+clean:
+	rm -rf build *.egg-info .pytest_cache

@@ -1,0 +1,69 @@
+"""`dflash-sglang`: the user's command line. Errors are one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dflash_sglang import __version__
+from dflash_sglang.errors import UserError
+
+
+def _cmd_env(args: argparse.Namespace) -> None:
+    from dflash_sglang import harness
+
+    for line in harness.export_lines(args.dir):
+        print(line)
+
+
+def _cmd_harness_build(args: argparse.Namespace) -> None:
+    from dflash_sglang import harness
+
+    lib_dir = harness.build(args.dir)
+    if lib_dir is None:
+        print("a real NVIDIA driver is present; the CPU harness is not needed and was not built")
+    else:
+        print(f"CPU harness ready in {lib_dir}")
+
+
+def _cmd_tiny_pair(args: argparse.Namespace) -> None:
+    from dflash_sglang.bundled import tiny_pair
+
+    target, drafter = tiny_pair()
+    print(f"TARGET={target}")
+    print(f"DRAFTER={drafter}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dflash-sglang", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"dflash-sglang {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    env = sub.add_parser("env", help="print shell export lines that let stock SGLang run on this host")
+    env.add_argument("--dir", type=Path, default=None, help="harness directory (default: inside the venv)")
+    env.set_defaults(func=_cmd_env)
+
+    harness = sub.add_parser("harness", help="the CPU harness for hosts without an NVIDIA driver")
+    harness_sub = harness.add_subparsers(dest="harness_command", required=True)
+    build = harness_sub.add_parser("build", help="build the stub driver library")
+    build.add_argument("--dir", type=Path, default=None, help="harness directory (must exist)")
+    build.set_defaults(func=_cmd_harness_build)
+
+    pair = sub.add_parser("tiny-pair", help="print TARGET=<dir> and DRAFTER=<dir> of the bundled tiny pair")
+    pair.set_defaults(func=_cmd_tiny_pair)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as err:
+        print(f"dflash-sglang: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

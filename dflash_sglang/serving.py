@@ -1,0 +1,149 @@
+"""Start and stop a real `python -m sglang.launch_server` as a child process group.
+
+Used by `make demo`, the e2e tests and the benchmark. It launches SGLang as a subprocess, so this
+module never imports sglang. Every server started here is stopped by its PID (process group).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dflash_sglang import harness
+from dflash_sglang.errors import UserError
+
+CPU_MEMORY_ARGS = ("--mem-fraction-static", "0.2", "--max-total-tokens", "8192")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_args() -> list[str]:
+    """Flags SGLang needs on a host without a driver; [] on a GPU host."""
+    if harness.has_nvidia_driver():
+        return []
+    return [*harness.CPU_SERVER_ARGS, *CPU_MEMORY_ARGS]
+
+
+@dataclass
+class ServerProcess:
+    """A running SGLang server: its process, port and log file."""
+
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get_json(self, path: str, timeout: float = 10.0) -> dict:
+        with urllib.request.urlopen(self.base_url + path, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+    def wait_ready(self, timeout: float = 600.0) -> None:
+        """Block until /health answers 200; raise with the log's tail if the server dies or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(1.0)
+        raise TimeoutError(f"server not ready after {timeout:.0f} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM the whole process group (SGLang spawns schedulers), then SIGKILL what is left."""
+        stop_process_group(self.process, grace)
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> None:
+    pgid = process.pid  # started with start_new_session=True, so pgid == pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(pgid):
+            process.poll()
+            time.sleep(0.2)
+        if not _group_alive(pgid):
+            break
+    process.poll()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after the last ')'.
+        fields = stat[stat.rindex(")") + 2:].split()
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
+def launch(
+    model_path: str | Path,
+    extra_args: list[str] | tuple[str, ...] = (),
+    *,
+    log_path: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    cpu: bool = True,
+) -> ServerProcess:
+    """Start SGLang (not waiting for readiness). `cpu` adds the harness env and CPU flags on a GPU-less host."""
+    if not Path(model_path).exists():
+        raise UserError(f"model path {model_path} does not exist")
+    port = port or free_port()
+    child_env = dict(os.environ if env is None else env)
+    argv = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model_path),
+            "--host", "127.0.0.1", "--port", str(port)]
+    if cpu:
+        child_env.update(harness.environment(base=child_env))
+        argv += cpu_args()
+    argv += list(extra_args)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                                   start_new_session=True, stdin=subprocess.DEVNULL)
+    return ServerProcess(process=process, port=port, log_path=log_path, argv=argv)

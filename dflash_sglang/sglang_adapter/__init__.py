@@ -1,0 +1,1 @@
+"""The only package that imports `sglang`. Everything outside it is plain torch (and triton)."""
