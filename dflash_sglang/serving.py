@@ -21,7 +21,8 @@ from pathlib import Path
 from dflash_sglang import harness
 from dflash_sglang.errors import UserError
 
-CPU_MEMORY_ARGS = ("--mem-fraction-static", "0.2", "--max-total-tokens", "8192")
+# --sleep-on-idle: an idle scheduler otherwise spins a whole core, and CPU hosts have few.
+CPU_MEMORY_ARGS = ("--mem-fraction-static", "0.2", "--max-total-tokens", "8192", "--sleep-on-idle")
 
 
 def free_port() -> int:

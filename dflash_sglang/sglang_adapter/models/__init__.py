@@ -1,0 +1,1 @@
+"""Model classes registered into SGLang's ModelRegistry (every module here defines `EntryClass`)."""

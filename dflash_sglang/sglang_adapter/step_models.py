@@ -1,0 +1,118 @@
+"""`StepModels` over SGLang: the drafter's block pass on the draft runner, the target's verify pass on
+the target runner, and the commit of target features into the draft KV pool.
+
+One instance serves one decode batch. Both KV pools share slot ids: the block's slots are the ones
+the scheduler reserved past each request's committed length (`req_to_token[req, seq_len:+blk]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sglang.srt.model_executor.forward_batch_info import CaptureHiddenMode, ForwardBatch, ForwardMode
+from sglang.srt.speculative.dflash_info import DFlashVerifyInput
+from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
+
+from dflash_sglang.spec.step import TargetOutput
+from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
+
+
+@dataclass
+class Runners:
+    """What every step needs from the worker, resolved once at start-up."""
+
+    target_worker: object  # TpModelWorker
+    draft_runner: object  # ModelRunner of the drafter
+    draft_model: object  # our DFlashDraftModel
+    embed: torch.nn.Module  # the target's input embedding
+    lm_head_weight: torch.Tensor  # [vocab, hidden] the target's output head
+    input_embedding_scale: float
+
+
+def block_slots(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, seq_lens: torch.Tensor,
+                block_size: int) -> torch.Tensor:
+    """[bs, blk] KV slots of each request's block, reserved by the scheduler past seq_len."""
+    columns = seq_lens[:, None] + torch.arange(block_size, device=seq_lens.device)[None, :]  # [bs, blk]
+    return req_to_token[req_pool_indices[:, None], columns].to(torch.int64)
+
+
+class SGLangStepModels:
+    def __init__(self, runners: Runners, batch) -> None:
+        self.r = runners
+        self.batch = batch  # ScheduleBatch in DECODE mode
+        self.slots: torch.Tensor | None = None  # [bs, blk], set by draft()
+
+    def draft(self, block: DraftBlock) -> Candidates:
+        bs, blk = block.block_ids.shape
+        req_to_token = self.r.target_worker.model_runner.req_to_token_pool.req_to_token
+        self.slots = block_slots(req_to_token, self.batch.req_pool_indices, block.seq_lens, blk)
+        embeds = self.r.embed(block.block_ids.flatten()) * self.r.input_embedding_scale  # [bs*blk, hidden]
+        forward_batch = self._draft_forward_batch(block, embeds)
+        with torch.inference_mode():
+            out = self.r.draft_runner.forward(forward_batch).logits_output
+        hidden = out.hidden_states.view(bs, blk, -1)  # [bs, blk, hidden]
+        drafts = self.r.draft_model.propose(hidden, block.block_ids[:, 0], self.r.lm_head_weight)  # [bs, blk-1]
+        tokens = torch.cat([block.block_ids[:, :1], drafts.to(block.block_ids.dtype)], dim=1)  # [bs, blk]
+        return Candidates(tokens=tokens, positions=block.positions)
+
+    def _draft_forward_batch(self, block: DraftBlock, embeds: torch.Tensor) -> ForwardBatch:
+        bs, blk = block.block_ids.shape
+        seq_lens_cpu = block.seq_lens.cpu()
+        forward_batch = ForwardBatch(
+            forward_mode=ForwardMode.TARGET_VERIFY,
+            batch_size=bs,
+            input_ids=block.block_ids.flatten(),
+            req_pool_indices=self.batch.req_pool_indices,
+            seq_lens=block.seq_lens,
+            out_cache_loc=self.slots.flatten(),
+            seq_lens_sum=int(seq_lens_cpu.sum()),
+            seq_lens_cpu=seq_lens_cpu,
+            positions=block.positions.flatten(),
+            input_embeds=embeds,
+            spec_algorithm=SpeculativeAlgorithm.DFLASH,
+            spec_info=DFlashVerifyInput(
+                draft_token=block.block_ids.flatten(), positions=block.positions.flatten(),
+                draft_token_num=blk, capture_hidden_mode=CaptureHiddenMode.NULL,
+            ),
+            capture_hidden_mode=CaptureHiddenMode.NULL,
+            global_num_token_non_padded_cpu=bs * blk,
+        )
+        self.r.draft_runner.kv_index_translator.bind_own_plan(forward_batch)
+        return forward_batch
+
+    def verify(self, candidates: Candidates) -> TargetOutput:
+        bs, blk = candidates.tokens.shape
+        batch = self.batch
+        verify_input = DFlashVerifyInput(
+            draft_token=candidates.tokens.flatten(), positions=candidates.positions.flatten(),
+            draft_token_num=blk, custom_mask=None, capture_hidden_mode=CaptureHiddenMode.FULL,
+        )
+        batch.out_cache_loc = self.slots.flatten()
+        saved = batch.seq_lens_cpu, batch.seq_lens_sum
+        committed_cpu = batch.seq_lens.cpu() if batch.seq_lens_cpu is None else batch.seq_lens_cpu
+        batch.seq_lens_cpu = committed_cpu + blk  # host bound on what attention reads: prefix + block
+        batch.seq_lens_sum = int(batch.seq_lens_cpu.sum())
+        try:
+            forward_batch, _ = verify_input.prepare_for_verify(batch, self.r.target_worker)
+        finally:
+            batch.seq_lens_cpu, batch.seq_lens_sum = saved
+        out = self.r.target_worker.forward_batch_generation(batch=None, forward_batch=forward_batch, is_verify=True)
+        self.logits_output = out.logits_output
+        logits = out.logits_output.next_token_logits.view(bs, blk, -1)  # [bs, blk, vocab]
+        features = out.logits_output.hidden_states.view(bs, blk, -1)  # [bs, blk, n_feat*hidden]
+        return TargetOutput(logits=logits, target_features=features)
+
+    def commit(self, candidates: Candidates, acceptance: Acceptance, target: TargetOutput) -> None:
+        """Target KV: the committed prefix of the block is valid once seq_lens advance (the scheduler
+        does that from the acceptance lengths). Draft KV: write it here from the target features."""
+        blk = candidates.tokens.shape[1]
+        columns = torch.arange(blk, device=candidates.tokens.device)[None, :]  # [1, blk]
+        keep = columns < acceptance.acceptance_lengths[:, None]  # [bs, blk] anchor + accepted drafts
+        self.r.draft_model.write_context_kv(
+            self.r.draft_runner.token_to_kv_pool,
+            target.target_features[keep],  # [n, n_feat*hidden]
+            candidates.positions[keep],  # [n]
+            self.slots[keep],  # [n]
+        )

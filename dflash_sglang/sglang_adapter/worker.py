@@ -1,0 +1,141 @@
+"""Our DFLASH worker inside SGLang's scheduler (spec-v2 schema, synchronous or overlapped).
+
+The scheduler calls `forward_batch_generation` once per batch:
+- EXTEND (prefill): the target runs with its DFlash feature capture on, samples the first token,
+  and the prompt's target features become the drafter's context K/V at the prompt's slots.
+- DECODE: one speculative step (`spec.step.speculative_step`) per batch.
+- IDLE: nothing to run.
+It returns a GenerationBatchResult whose rows are each request's accepted drafts and bonus token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from sglang.srt.managers.utils import GenerationBatchResult
+from sglang.srt.model_executor.forward_batch_info import CaptureHiddenMode
+from sglang.srt.models.registry import ModelRegistry
+from sglang.srt.runtime_context import get_spec
+from sglang.srt.speculative.base_spec_worker import BaseSpecWorker
+from sglang.srt.speculative.dflash_info_v2 import DFlashDraftInputV2
+from sglang.srt.speculative.draft_worker_common import build_draft_tp_worker, make_draft_input_v2
+
+from dflash_sglang import __version__
+from dflash_sglang.config import DFlashConfig
+from dflash_sglang.log import get_logger
+from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
+from dflash_sglang.sglang_adapter.sampling import sampling_params
+from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
+from dflash_sglang.spec.step import StepInput, speculative_step
+
+CONSTRUCTED_LINE = "dflash-sglang %s DFLASH worker: block %d, target layers %s, mask token %d, drafter %s on %s"
+ACCEPTANCE_KEY = "dflash_acceptance_lengths"
+
+
+class DFlashWorker(BaseSpecWorker):
+    def __init__(self, server_args, gpu_id: int, nccl_port: int, target_worker) -> None:
+        super().__init__()
+        self.server_args = server_args
+        self._target_worker = target_worker
+        self.model_runner = target_worker.model_runner
+        self.device = target_worker.device
+        self.block_size = int(get_spec().speculative_num_draft_tokens)
+        self.config = dataclasses.replace(_parse_config(target_worker), block_size=self.block_size)
+        ModelRegistry.register("dflash_sglang.sglang_adapter.models", overwrite=True)
+        with drafter_config_scope(self.config):
+            bundle = build_draft_tp_worker(
+                server_args=server_args, gpu_id=gpu_id, nccl_port=nccl_port,
+                target_model_config=target_worker.model_runner.model_config, algo_label="DFLASH",
+            )
+        self._draft_worker = bundle.draft_worker
+        self.draft_runner = bundle.draft_model_runner
+        self.runners = _resolve_runners(target_worker, bundle, self.config)
+        get_logger().info(CONSTRUCTED_LINE, __version__, self.block_size, list(self.config.target_layer_ids),
+                          self.config.mask_token_id, self.config.architecture, self.device)
+
+    @property
+    def spec_v2_attn_backends(self) -> tuple:
+        return (self.model_runner.attn_backend, self.draft_runner.attn_backend)
+
+    def forward_batch_generation(self, batch, on_publish=None, grammar_barrier=None, pp_proxy_tensors=None):
+        if batch.forward_mode.is_extend() or batch.is_extend_in_batch:
+            result = self._prefill(batch)
+        elif batch.forward_mode.is_idle():
+            result = self._idle()
+        else:
+            result = self._decode(batch)
+        if on_publish is not None:
+            on_publish(result.new_seq_lens)
+        return result
+
+    def _prefill(self, batch) -> GenerationBatchResult:
+        result = self._target_worker.forward_batch_generation(batch, capture_hidden_mode=CaptureHiddenMode.FULL)
+        features = result.logits_output.hidden_states  # [num_tokens, n_feat*hidden]
+        positions = _extend_positions(batch.prefix_lens, batch.extend_lens, features.device)  # [num_tokens]
+        self.runners.draft_model.write_context_kv(
+            self.draft_runner.token_to_kv_pool, features, positions, batch.out_cache_loc.to(torch.int64))
+        result.logits_output.hidden_states = None
+        result.new_seq_lens = batch.seq_lens
+        result.next_draft_input = make_draft_input_v2(bonus_tokens=result.next_token_ids, new_seq_lens=batch.seq_lens)
+        return result
+
+    def _decode(self, batch) -> GenerationBatchResult:
+        draft_input = batch.spec_info
+        assert isinstance(draft_input, DFlashDraftInputV2), type(draft_input)
+        step = StepInput(
+            anchors=draft_input.bonus_tokens.to(torch.int64),  # [bs]
+            seq_lens=batch.seq_lens.to(torch.int64),  # [bs]
+            sampling=sampling_params(batch.sampling_info, batch.batch_size()),
+            block_size=self.block_size,
+            mask_token_id=self.config.mask_token_id,
+        )
+        models = SGLangStepModels(self.runners, batch)
+        acceptance = speculative_step(models, step)
+        lengths = acceptance.acceptance_lengths  # [bs] tokens committed per request
+        new_seq_lens = step.seq_lens + lengths
+        logits_output = models.logits_output
+        logits_output.hidden_states = None
+        logits_output.customized_info = {ACCEPTANCE_KEY: lengths.tolist()}
+        return GenerationBatchResult(
+            logits_output=logits_output,
+            next_token_ids=acceptance.out_tokens.flatten(),  # [bs*blk]
+            accept_lens=lengths.to(torch.int32),
+            new_seq_lens=new_seq_lens,
+            next_draft_input=make_draft_input_v2(bonus_tokens=acceptance.bonus, new_seq_lens=new_seq_lens),
+            speculative_num_draft_tokens=self.block_size,
+            can_run_cuda_graph=False,
+        )
+
+    def _idle(self) -> GenerationBatchResult:
+        empty = torch.empty((0,), dtype=torch.int64, device=self.device)
+        return GenerationBatchResult(
+            logits_output=None, next_token_ids=empty, accept_lens=empty.to(torch.int32), new_seq_lens=empty,
+            next_draft_input=make_draft_input_v2(bonus_tokens=empty, new_seq_lens=empty),
+            speculative_num_draft_tokens=self.block_size, can_run_cuda_graph=False,
+        )
+
+
+def _parse_config(target_worker) -> DFlashConfig:
+    runner = target_worker.model_runner
+    drafter_hf = runner.spec_aux_config.draft_model_config.hf_config
+    return DFlashConfig.from_dicts(drafter_hf.to_dict(), runner.model_config.hf_config.to_dict(),
+                                   getattr(target_worker, "tokenizer", None))
+
+
+def _resolve_runners(target_worker, bundle, config: DFlashConfig) -> Runners:
+    target_model = target_worker.model_runner.model
+    return Runners(
+        target_worker=target_worker,
+        draft_runner=bundle.draft_model_runner,
+        draft_model=bundle.draft_model,
+        embed=target_model.get_input_embeddings(),
+        lm_head_weight=target_model.lm_head.weight,
+        input_embedding_scale=config.input_embedding_scale,
+    )
+
+
+def _extend_positions(prefix_lens: list[int], extend_lens: list[int], device) -> torch.Tensor:
+    """[num_tokens] absolute positions of the extended tokens, request after request."""
+    return torch.cat([torch.arange(p, p + n, device=device) for p, n in zip(prefix_lens, extend_lens)])

@@ -1,0 +1,68 @@
+"""The target's own token at every block position: argmax, or a sample of the request's
+distribution after temperature, top-k, top-p and min-p, processed as SGLang's sampler does for
+non-speculative decoding (so that sampled output keeps exactly the AR distribution)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request sampling parameters; greedy requests have top_k == 1."""
+
+    temperatures: torch.Tensor  # [bs] > 0
+    top_ks: torch.Tensor  # [bs] int, vocab-size or larger means off
+    top_ps: torch.Tensor  # [bs] in (0, 1]
+    min_ps: torch.Tensor  # [bs] in [0, 1)
+    all_greedy: bool
+
+    @staticmethod
+    def make_dummy(temperatures: list[float], top_ks: list[int] | None = None, top_ps: list[float] | None = None,
+                   min_ps: list[float] | None = None) -> "SamplingParams":
+        bs = len(temperatures)
+        top_ks = top_ks if top_ks is not None else [1 << 30] * bs
+        return SamplingParams(
+            temperatures=torch.tensor(temperatures, dtype=torch.float32),
+            top_ks=torch.tensor(top_ks),
+            top_ps=torch.tensor(top_ps if top_ps is not None else [1.0] * bs),
+            min_ps=torch.tensor(min_ps if min_ps is not None else [0.0] * bs),
+            all_greedy=all(k == 1 for k in top_ks),
+        )
+
+
+def posterior_tokens(
+    logits: torch.Tensor,  # [bs, blk, vocab]
+    params: SamplingParams,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:  # [bs, blk]
+    bs, blk, vocab = logits.shape
+    if params.all_greedy:
+        return logits.argmax(dim=-1)
+    probs = processed_probs(logits, params)  # [bs, blk, vocab]
+    flat = probs.view(bs * blk, vocab)
+    sampled = torch.multinomial(flat, num_samples=1, generator=generator)  # [bs*blk, 1]
+    return sampled.view(bs, blk)
+
+
+def processed_probs(
+    logits: torch.Tensor,  # [bs, blk, vocab]
+    params: SamplingParams,
+) -> torch.Tensor:  # [bs, blk, vocab], rows sum to 1
+    """Temperature, softmax, then top-k / top-p / min-p masks in sorted order, renormalised."""
+    bs, blk, vocab = logits.shape
+    scaled = logits.float() / params.temperatures.to(logits.device).view(bs, 1, 1)
+    probs = torch.softmax(scaled, dim=-1).view(bs * blk, vocab)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)  # [bs*blk, vocab]
+    rank = torch.arange(vocab, device=logits.device)[None, :]
+    top_ks = params.top_ks.to(logits.device).repeat_interleave(blk)[:, None]
+    top_ps = params.top_ps.to(logits.device).float().repeat_interleave(blk)[:, None]
+    min_ps = params.min_ps.to(logits.device).float().repeat_interleave(blk)[:, None]
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    drop = (rank >= top_ks) | (mass_before > top_ps) | (sorted_probs < sorted_probs[:, :1] * min_ps)
+    drop[:, 0] = False  # the most likely token always survives, as in SGLang's sampler
+    kept = sorted_probs.masked_fill(drop, 0.0)
+    kept = kept / kept.sum(dim=-1, keepdim=True)
+    return torch.zeros_like(probs).scatter(-1, order, kept).view(bs, blk, vocab)
