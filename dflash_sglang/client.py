@@ -23,7 +23,8 @@ def post_json(base_url: str, path: str, payload: dict[str, Any], timeout: float 
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return json.loads(resp.read())
+            body = resp.read()
+            return json.loads(body) if body.strip() else None
     except urllib.error.HTTPError as err:
         raise HTTPStatusError(err.code, err.read().decode(errors="replace")) from None
 

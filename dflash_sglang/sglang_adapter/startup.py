@@ -13,7 +13,7 @@ import re
 from dflash_sglang.config import DFlashConfig, read_config_json
 from dflash_sglang.log import log_once
 
-HANDLE_DFLASH = "sglang.srt.arg_groups.speculative_hook._handle_dflash"
+HANDLE_SPECULATIVE = "sglang.srt.arg_groups.speculative_hook.handle_speculative_decoding"
 # "org/name" with no other slash, not a filesystem-looking path: a hub id SGLang resolves itself.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -51,11 +51,14 @@ def fitted_config(model_path: str, draft_path: str, block_size: int) -> DFlashCo
         raise StartupError(f"drafter {draft_path!r} does not fit target {model_path!r}: {err}") from None
 
 
-def handle_dflash(original, server_args, *args, **kwargs):
-    """AROUND SGLang's DFLASH argument handling: paths first, the fit once SGLang has resolved the block size."""
+def handle_speculative_decoding(original, server_args, *args, **kwargs):
+    """AROUND SGLang's speculative argument handling (which reads the draft config first thing):
+    for DFLASH, the paths before it runs, the fit once it has resolved the block size."""
     from sglang.srt.arg_groups.model_override_base import resolving_view
 
     cfg = resolving_view(server_args)
+    if (cfg.speculative_algorithm or "").upper() != "DFLASH":
+        return original(server_args, *args, **kwargs)
     local = local_paths(cfg.model_path, cfg.speculative_draft_model_path)
     result = original(server_args, *args, **kwargs)
     if local:
@@ -67,4 +70,4 @@ def handle_dflash(original, server_args, *args, **kwargs):
 def install() -> None:
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
-    HookRegistry.register(HANDLE_DFLASH, handle_dflash, HookType.AROUND)
+    HookRegistry.register(HANDLE_SPECULATIVE, handle_speculative_decoding, HookType.AROUND)

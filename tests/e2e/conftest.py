@@ -12,6 +12,7 @@ import pytest
 
 from dflash_sglang.bundled import tiny_pair
 from dflash_sglang.serving import ServerProcess, group_members, launch
+from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args
 
 
 class ServerPool:
@@ -53,22 +54,13 @@ def pair() -> tuple[Path, Path]:
     return tiny_pair()
 
 
-FP32 = ("--dtype", "float32")  # exact comparisons (SGLang serves a float32 checkpoint in float16 by default)
-BLOCK = 8
-
-
-def dflash_args(drafter: Path, block_size: int = BLOCK) -> tuple[str, ...]:
-    return ("--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
-            "--speculative-num-draft-tokens", str(block_size))
-
-
 @pytest.fixture(scope="session")
 def ar_server(server_pool, pair) -> ServerProcess:
     target, _ = pair
-    return server_pool.get("ar", target, FP32)
+    return server_pool.get("ar", target, FP32 + METRICS, env=STRICT_MEMORY_ENV)
 
 
 @pytest.fixture(scope="session")
 def dflash_server(server_pool, pair) -> ServerProcess:
     target, drafter = pair
-    return server_pool.get("dflash", target, FP32 + dflash_args(drafter))
+    return server_pool.get("dflash", target, FP32 + METRICS + dflash_args(drafter), env=STRICT_MEMORY_ENV)

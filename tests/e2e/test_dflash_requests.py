@@ -1,0 +1,124 @@
+"""Issue 4: requests that end inside a block, streaming, abort, invalid requests and KV accounting,
+each checked against the AR server of the same build."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from dflash_sglang.client import HTTPStatusError, generate, generate_many, post_json
+from helpers.e2e import BLOCK, leak_reports, token_usage
+
+pytestmark = pytest.mark.e2e
+
+PROMPT = "def count_words(text):\n    \"\"\"Return how many words are in text.\"\"\"\n"
+
+
+@pytest.mark.parametrize("max_tokens", [1, BLOCK - 1, BLOCK, BLOCK + 1], ids=lambda n: f"max{n}")
+def test_max_tokens_ends_exactly_like_ar(ar_server, dflash_server, max_tokens):
+    ar = generate(ar_server.base_url, PROMPT, max_tokens, temperature=0, ignore_eos=True)
+    ours = generate(dflash_server.base_url, PROMPT, max_tokens, temperature=0, ignore_eos=True)
+    assert ours["output_ids"] == ar["output_ids"]
+    assert len(ours["output_ids"]) == max_tokens
+    assert ours["meta_info"]["finish_reason"] == ar["meta_info"]["finish_reason"] == {"type": "length", "length": max_tokens}
+
+
+def _ar_continuation(ar_server, n: int = 40) -> dict:
+    return generate(ar_server.base_url, PROMPT, n, temperature=0, ignore_eos=True)
+
+
+def test_stop_token_inside_a_block_ends_like_ar(ar_server, dflash_server):
+    """A stop token id (the EOS mechanism) met mid-block: the rest of the block is dropped."""
+    ids = _ar_continuation(ar_server)["output_ids"]
+    fresh = [k for k in range(3, len(ids)) if ids[k] not in ids[:k]]  # a token AR first emits at step k
+    assert fresh, f"the AR continuation repeats one token: {ids}"
+    stop = ids[fresh[0]]
+    ar = generate(ar_server.base_url, PROMPT, 40, temperature=0, stop_token_ids=[stop])
+    ours = generate(dflash_server.base_url, PROMPT, 40, temperature=0, stop_token_ids=[stop])
+    assert ours["output_ids"] == ar["output_ids"] and ar["output_ids"][-1] == stop
+    assert ours["meta_info"]["finish_reason"] == ar["meta_info"]["finish_reason"]
+    assert ours["meta_info"]["finish_reason"]["type"] == "stop"
+
+
+def test_stop_string_inside_a_block_ends_like_ar(ar_server, dflash_server):
+    text = _ar_continuation(ar_server)["text"]
+    stop = text[len(text) // 3:len(text) // 3 + 3]
+    ar = generate(ar_server.base_url, PROMPT, 40, temperature=0, stop=[stop])
+    ours = generate(dflash_server.base_url, PROMPT, 40, temperature=0, stop=[stop])
+    assert ours["text"] == ar["text"]
+    assert stop not in ours["text"] and len(ours["text"]) < len(text)
+    assert ours["meta_info"]["finish_reason"] == ar["meta_info"]["finish_reason"]
+
+
+def _stream(base_url: str, payload: dict) -> list[dict]:
+    request = urllib.request.Request(base_url + "/generate", data=json.dumps({**payload, "stream": True}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    chunks = []
+    with urllib.request.urlopen(request, timeout=600) as resp:
+        for raw in resp:
+            line = raw.decode().strip()
+            if line.startswith("data:") and line != "data: [DONE]":
+                chunks.append(json.loads(line[len("data:"):]))
+    return chunks
+
+
+def test_streaming_delivers_each_step_and_the_same_text(dflash_server):
+    payload = {"text": PROMPT, "sampling_params": {"max_new_tokens": 48, "temperature": 0, "ignore_eos": True}}
+    chunks = _stream(dflash_server.base_url, payload)
+    whole = generate(dflash_server.base_url, PROMPT, 48, temperature=0, ignore_eos=True)
+    assert chunks[-1]["text"] == whole["text"]
+    steps = whole["meta_info"]["dflash_acceptance_lengths"]
+    # One chunk per speculative step (plus the prefill's first token): tokens arrive as they are accepted.
+    assert len(chunks) >= len(steps)
+    assert len(chunks) > 1
+
+
+def test_abort_mid_generation_frees_its_kv(dflash_server):
+    rid = "abort-me-dflash"
+    result: dict = {}
+
+    def run():
+        result.update(post_json(dflash_server.base_url, "/generate", {
+            "text": PROMPT, "rid": rid,
+            "sampling_params": {"max_new_tokens": 2000, "temperature": 0, "ignore_eos": True}}))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while token_usage(dflash_server) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let a few speculative steps run
+    post_json(dflash_server.base_url, "/abort_request", {"rid": rid})
+    thread.join(timeout=120)
+    assert result["meta_info"]["finish_reason"]["type"] == "abort"
+    assert 0 < result["meta_info"]["completion_tokens"] < 2000
+    _wait_for_zero_usage(dflash_server)
+    again = generate(dflash_server.base_url, PROMPT, 8, temperature=0)
+    assert len(again["output_ids"]) == 8  # still serving
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": -0.5}, {"top_p": 0.0}], ids=["negative-temperature", "top_p-0"])
+def test_invalid_request_is_400_and_server_keeps_serving(dflash_server, sampling):
+    with pytest.raises(HTTPStatusError) as info:
+        generate(dflash_server.base_url, PROMPT, 8, **sampling)
+    assert info.value.status == 400
+    assert len(generate(dflash_server.base_url, PROMPT, 4, temperature=0)["output_ids"]) == 4
+
+
+def test_no_kv_slot_leaks_after_a_concurrent_load(dflash_server):
+    prompts = [PROMPT + f"# variant {i}\n" for i in range(64)]
+    results = generate_many(dflash_server.base_url, prompts, 24, 16, temperature=0)
+    assert all(len(r["output_ids"]) >= 1 for r in results)
+    _wait_for_zero_usage(dflash_server)
+
+
+def _wait_for_zero_usage(server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (usage := token_usage(server)) != 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert usage == 0, f"{usage} KV tokens still in use"
+    assert not leak_reports(server)

@@ -1,0 +1,35 @@
+"""Shared by the e2e tests: server flags and reading a server's state."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from pathlib import Path
+
+BLOCK = 8
+FP32 = ("--dtype", "float32")  # exact comparisons (SGLang serves a float32 checkpoint in float16 by default)
+METRICS = ("--enable-metrics",)
+# Any KV or request-slot leak SGLang's own idle check finds becomes fatal, so every test sees it.
+STRICT_MEMORY_ENV = {"SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_IDLE": "1"}
+
+
+def dflash_args(drafter: Path, block_size: int = BLOCK) -> tuple[str, ...]:
+    return ("--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
+            "--speculative-num-draft-tokens", str(block_size))
+
+
+def metric(server, name: str) -> float:
+    """A gauge from /metrics (the server needs --enable-metrics)."""
+    with urllib.request.urlopen(server.base_url + "/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    match = re.search(rf"^sglang:{name}\{{[^}}]*\}} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, f"metric {name} not exported"
+    return float(match.group(1))
+
+
+def token_usage(server) -> float:
+    return metric(server, "num_used_tokens")
+
+
+def leak_reports(server) -> list[str]:
+    return [line for line in server.log_text().splitlines() if "leak detected" in line or "double free" in line]
