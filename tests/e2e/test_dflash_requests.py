@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from dflash_sglang.client import HTTPStatusError, generate, generate_many, post_json
-from helpers.e2e import BLOCK, leak_reports, token_usage
+from helpers.e2e import BLOCK, leak_reports, metric, token_usage
 
 pytestmark = pytest.mark.e2e
 
@@ -122,3 +122,25 @@ def _wait_for_zero_usage(server, timeout: float = 60) -> None:
         time.sleep(0.5)
     assert usage == 0, f"{usage} KV tokens still in use"
     assert not leak_reports(server)
+
+
+def test_radix_cache_hit_reuses_the_drafters_kv(dflash_server):
+    """A prompt served twice (the second time from the radix cache, drafter KV included) drafts the same."""
+    prompt = PROMPT + "    # radix cache probe\n"
+    first = generate(dflash_server.base_url, prompt, 32, temperature=0, ignore_eos=True)
+    second = generate(dflash_server.base_url, prompt, 32, temperature=0, ignore_eos=True)
+    assert second["meta_info"]["cached_tokens"] > 0  # the prefix really came from the cache
+    assert second["output_ids"] == first["output_ids"]
+    assert second["meta_info"]["dflash_acceptance_lengths"] == first["meta_info"]["dflash_acceptance_lengths"]
+
+
+def test_statistics_in_meta_info_and_prometheus(dflash_server):
+    meta = generate(dflash_server.base_url, PROMPT, 32, temperature=0, ignore_eos=True)["meta_info"]
+    lengths = meta["dflash_acceptance_lengths"]
+    assert all(1 <= n <= BLOCK for n in lengths)
+    assert meta["spec_verify_ct"] == len(lengths)
+    assert meta["spec_num_proposed_drafts"] == len(lengths) * (BLOCK - 1)
+    assert meta["spec_num_correct_drafts"] == sum(lengths) - len(lengths)
+    # The prefill gives the first token; the steps give the rest (the last one may overshoot max_new_tokens).
+    assert meta["completion_tokens"] == 32 <= 1 + sum(lengths) < 32 + lengths[-1]
+    assert metric(dflash_server, "spec_verify_calls_total") >= len(lengths)
