@@ -55,6 +55,11 @@ class DFlashWorker(BaseSpecWorker):
         get_logger().info(CONSTRUCTED_LINE, __version__, self.block_size, list(self.config.target_layer_ids),
                           self.config.mask_token_id, self.config.architecture, self.device)
 
+    def init_attention_backends(self) -> None:
+        super().init_attention_backends()
+        # SGLang sets up the target's feature capture with its attention backends: check it now.
+        _check_feature_capture(self.model_runner.model, self.config)
+
     @property
     def spec_v2_attn_backends(self) -> tuple:
         return (self.model_runner.attn_backend, self.draft_runner.attn_backend)
@@ -122,6 +127,17 @@ def _parse_config(target_worker) -> DFlashConfig:
     drafter_hf = runner.spec_aux_config.draft_model_config.hf_config
     return DFlashConfig.from_dicts(drafter_hf.to_dict(), runner.model_config.hf_config.to_dict(),
                                    getattr(target_worker, "tokenizer", None))
+
+
+def _check_feature_capture(target_model, config: DFlashConfig) -> None:
+    """SGLang configures the target's capture from its own reading of the drafter config; the drafter's
+    `fc` expects ours. SGLang captures a layer's output as the next layer's input, hence the +1."""
+    inner = getattr(target_model, "model", target_model)
+    captured = list(getattr(inner, "layers_to_capture", []) or [])
+    expected = [i + 1 for i in config.target_layer_ids]
+    if captured != expected:
+        raise ValueError(f"target feature capture: expected layer inputs {expected} (target_layer_ids "
+                         f"{list(config.target_layer_ids)}), got {captured} from SGLang's configuration")
 
 
 def _resolve_runners(target_worker, bundle, config: DFlashConfig) -> Runners:
