@@ -35,6 +35,22 @@ def _cmd_tiny_pair(args: argparse.Namespace) -> None:
     print(f"DRAFTER={drafter}")
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from dflash_sglang import preset_launch, presets
+
+    command = preset_launch.launch_command(presets.load(args.preset), args.model_path, args.draft_path, args.extra)
+    if args.dry_run:
+        print(command.shell())
+    else:
+        preset_launch.run(command)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> None:
+    from dflash_sglang import doctor
+
+    doctor.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dflash-sglang", description=__doc__)
     parser.add_argument("--version", action="version", version=f"dflash-sglang {__version__}")
@@ -52,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     pair = sub.add_parser("tiny-pair", help="print TARGET=<dir> and DRAFTER=<dir> of the bundled tiny pair")
     pair.set_defaults(func=_cmd_tiny_pair)
+
+    serve = sub.add_parser("serve", help="print or run the sglang.launch_server command of a model preset")
+    serve.add_argument("--preset", required=True, help="a file name in configs/ without .json, e.g. qwen3-8b, tiny")
+    serve.add_argument("--model-path", type=Path, default=None, help="local target directory (default: preset's id)")
+    serve.add_argument("--draft-path", type=Path, default=None, help="local drafter directory (default: preset's id)")
+    serve.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    serve.add_argument("extra", nargs="*", help="after --: more sglang.launch_server arguments (they win)")
+    serve.set_defaults(func=_cmd_serve)
+
+    doctor = sub.add_parser("doctor", help="check SGLang, the plugin, the device and optionally a drafter")
+    doctor.add_argument("--draft-path", type=Path, default=None, help="drafter directory to check")
+    doctor.add_argument("--model-path", type=Path, default=None, help="its target's directory")
+    doctor.set_defaults(func=_cmd_doctor)
     return parser
 
 
