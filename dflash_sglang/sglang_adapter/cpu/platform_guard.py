@@ -36,9 +36,8 @@ class CpuDflashPlatform:
         return algorithm == "DFLASH" or self._real.supports_speculative_algorithm(algorithm)
 
     def supports_speculative_draft_attention_backend(self, algorithm: str, backend: str) -> bool:
-        from sglang.srt.arg_groups.choices import DRAFT_ATTENTION_BACKEND_CHOICES
-
-        return backend in DRAFT_ATTENTION_BACKEND_CHOICES
+        # Only torch_native runs on CPU: a GPU backend from a model card (fa3, fa4, ...) falls back to it.
+        return backend == CPU_DRAFT_BACKEND
 
     def get_default_speculative_draft_attention_backend(self, algorithm: str) -> str:
         return CPU_DRAFT_BACKEND
