@@ -21,8 +21,10 @@ from pathlib import Path
 from dflash_sglang import harness
 from dflash_sglang.errors import UserError
 
-# --sleep-on-idle: an idle scheduler otherwise spins a whole core, and CPU hosts have few.
-CPU_MEMORY_ARGS = ("--mem-fraction-static", "0.2", "--max-total-tokens", "8192", "--sleep-on-idle")
+CPU_MEMORY_ARGS = ("--mem-fraction-static", "0.2", "--max-total-tokens", "8192")
+# An idle scheduler otherwise spins a whole core, and CPU hosts have few. The benchmark starts its
+# servers without it: one AR run with it showed ~1 s token gaps (its poll timeout) mid-generation.
+IDLE_SLEEP_ARGS = ("--sleep-on-idle",)
 
 
 def free_port() -> int:
@@ -31,11 +33,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cpu_args() -> list[str]:
+def cpu_args(sleep_on_idle: bool = True) -> list[str]:
     """Flags SGLang needs on a host without a driver; [] on a GPU host."""
     if harness.has_nvidia_driver():
         return []
-    return [*harness.CPU_SERVER_ARGS, *CPU_MEMORY_ARGS]
+    return [*harness.CPU_SERVER_ARGS, *CPU_MEMORY_ARGS, *(IDLE_SLEEP_ARGS if sleep_on_idle else ())]
 
 
 @dataclass
@@ -131,6 +133,7 @@ def launch(
     port: int | None = None,
     env: dict[str, str] | None = None,
     cpu: bool = True,
+    sleep_on_idle: bool = True,
 ) -> ServerProcess:
     """Start SGLang (not waiting for readiness). `cpu` adds the harness env and CPU flags on a GPU-less host."""
     if not Path(model_path).exists():
@@ -141,7 +144,7 @@ def launch(
             "--host", "127.0.0.1", "--port", str(port)]
     if cpu:
         child_env.update(harness.environment(base=child_env))
-        argv += cpu_args()
+        argv += cpu_args(sleep_on_idle)
     argv += list(extra_args)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:

@@ -1,0 +1,5 @@
+import sys
+
+from dflash_sglang.benchmark.cli import main
+
+sys.exit(main())
