@@ -29,6 +29,11 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     f"{_SPEC}.spec_info.SpeculativeAlgorithm.create_worker": ("self", "server_args"),
     f"{_SPEC}.spec_info.SpeculativeAlgorithm.is_dflash": ("self",),
     f"{_SPEC}.spec_info.SpeculativeAlgorithm.DFLASH": None,
+    # step_stats.py
+    "sglang.srt.managers.scheduler_components.batch_result_processor.SchedulerBatchResultProcessor"
+    "._maybe_collect_customized_info": ("self", "i", "req", "logits_output"),
+    "sglang.srt.managers.tokenizer_manager.TokenizerManager._accumulate_request_meta_info":
+        ("meta_info", "state", "key", "values"),
     # request_checks.py
     f"{_SPEC}.dflash_utils.validate_dflash_request": ("req", "enable_overlap"),
     # startup.py, cpu/platform_guard.py

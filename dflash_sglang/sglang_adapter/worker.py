@@ -28,10 +28,10 @@ from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
 from dflash_sglang.sglang_adapter.sampling import sampling_params
 from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
+from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY
 from dflash_sglang.spec.step import StepInput, speculative_step
 
 CONSTRUCTED_LINE = "dflash-sglang %s DFLASH worker: block %d, target layers %s, mask token %d, drafter %s on %s"
-ACCEPTANCE_KEY = "dflash_acceptance_lengths"
 
 
 class DFlashWorker(BaseSpecWorker):

@@ -75,6 +75,10 @@ def test_streaming_delivers_each_step_and_the_same_text(dflash_server):
     # One chunk per speculative step (plus the prefill's first token): tokens arrive as they are accepted.
     assert len(chunks) >= len(steps)
     assert len(chunks) > 1
+    # The per-step statistics stream too: each chunk carries the steps so far, the last one all of them.
+    assert chunks[-1]["meta_info"]["dflash_acceptance_lengths"] == steps
+    so_far = [len(c["meta_info"].get("dflash_acceptance_lengths", [])) for c in chunks]
+    assert so_far == sorted(so_far)
 
 
 def test_abort_mid_generation_frees_its_kv(dflash_server):

@@ -1,0 +1,49 @@
+"""Per-step acceptance lengths in every response's `meta_info`, streamed or not.
+
+SGLang carries `LogitsProcessorOutput.customized_info` to `meta_info`, but slices it by *output token*
+when streaming, while ours has one value per speculative *step*. So the scheduler side stores the
+value token-aligned (at the step's last token, None elsewhere, prefill's token included), and the
+tokenizer side drops the Nones when it accumulates the chunks: `meta_info["dflash_acceptance_lengths"]`
+is then the per-step list so far, in every chunk and in the final response.
+"""
+
+from __future__ import annotations
+
+ACCEPTANCE_KEY = "dflash_acceptance_lengths"
+COLLECT = ("sglang.srt.managers.scheduler_components.batch_result_processor."
+           "SchedulerBatchResultProcessor._maybe_collect_customized_info")
+ACCUMULATE = "sglang.srt.managers.tokenizer_manager.TokenizerManager._accumulate_request_meta_info"
+
+
+def token_aligned(previous: list, num_output_tokens: int, step_length: int) -> list:
+    """`previous` padded with None up to the step's last output token, which holds the step's length."""
+    return previous + [None] * max(num_output_tokens - len(previous) - 1, 0) + [step_length]
+
+
+def collect_customized_info(original, processor, i, req, logits_output):
+    info = getattr(logits_output, "customized_info", None)
+    if not info or ACCEPTANCE_KEY not in info:
+        return original(processor, i, req, logits_output)
+    lengths = info.pop(ACCEPTANCE_KEY)
+    try:
+        if info:
+            original(processor, i, req, logits_output)
+    finally:
+        info[ACCEPTANCE_KEY] = lengths
+    if req.customized_info is None:
+        req.customized_info = {}
+    previous = req.customized_info.get(ACCEPTANCE_KEY, [])
+    req.customized_info[ACCEPTANCE_KEY] = token_aligned(previous, len(req.output_ids), int(lengths[i]))
+
+
+def accumulate_request_meta_info(original, meta_info, state, key, values):
+    original(meta_info, state, key, values)
+    if key == ACCEPTANCE_KEY:
+        meta_info[key] = [n for n in state.customized_info_accumulated[key] if n is not None]
+
+
+def install() -> None:
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    HookRegistry.register(COLLECT, collect_customized_info, HookType.AROUND)
+    HookRegistry.register(ACCUMULATE, accumulate_request_meta_info, HookType.AROUND)
