@@ -24,6 +24,11 @@ test-unit: harness
 test-e2e: harness
 	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+# AR, NGRAM, our DFLASH and SGLang's builtin DFLASH on the bundled pair, one server at a time.
+bench: harness
+	@$(PY) -m dflash_sglang.benchmark --compare ar,ngram,dflash,builtin --concurrency 1,8 \
+		--num-prompts 24 --max-new-tokens 96 --output docs/benchmarks/latest.json $(BENCH_ARGS)
+
 tiny-pair: setup
 	@$(PY) scripts/make_tiny_pair.py
 
