@@ -1,11 +1,15 @@
-"""Real SGLang servers for the e2e tests, started once per session and stopped by PID.
+"""Real SGLang servers for the e2e tests, stopped by PID.
 
-Servers are keyed by their arguments, so test modules that need the same configuration share one
-start-up (about a minute each on this CPU).
+Servers are keyed by their arguments, so tests that need the same configuration share one start-up
+(30-60 s each on this CPU). The bundled pair's AR and DFLASH servers live for the session; a module
+that needs servers of its own asks `module_servers`, which stops them when the module is done, so
+that at most a few servers hold memory at once.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,38 +18,76 @@ from dflash_sglang.bundled import tiny_pair
 from dflash_sglang.serving import ServerProcess, group_members, launch
 from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args
 
+Key = tuple
+
 
 class ServerPool:
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
-        self.servers: dict[tuple, ServerProcess] = {}
+        self.servers: dict[Key, ServerProcess] = {}
+
+    @staticmethod
+    def key(model_path: Path, extra_args: tuple[str, ...], env: dict | None) -> Key:
+        return str(model_path), tuple(extra_args), tuple(sorted((env or {}).items()))
 
     def get(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
-        key = (str(model_path), extra_args, tuple(sorted((env or {}).items())))
+        key = self.key(model_path, extra_args, env)
         if key not in self.servers:
-            import os
-
             server = launch(model_path, extra_args, log_path=self.log_dir / f"{name}.log",
                             env={**os.environ, **(env or {})})
             self.servers[key] = server
             server.wait_ready()
         return self.servers[key]
 
+    def stop(self, key: Key) -> str | None:
+        """Stop one server by its process group; a message if any member survived."""
+        server = self.servers.pop(key)
+        server.stop()
+        alive = group_members(server.pid)
+        return f"pid {server.pid}: members {alive} still alive" if alive else None
+
     def stop_all(self) -> list[str]:
-        leftovers = []
-        for server in self.servers.values():
-            server.stop()
-            alive = group_members(server.pid)
-            if alive:
-                leftovers.append(f"pid {server.pid}: members {alive} still alive")
-        return leftovers
+        return [msg for key in list(self.servers) if (msg := self.stop(key))]
+
+
+class ModuleServers:
+    """The pool's `get`, remembering what this module started so that it can stop exactly those."""
+
+    def __init__(self, pool: ServerPool):
+        self.pool = pool
+        self.started: list[Key] = []
+
+    def get(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
+        key = self.pool.key(model_path, extra_args, env)
+        if key not in self.pool.servers:
+            self.started.append(key)
+        return self.pool.get(name, model_path, extra_args, env)
+
+    def stop_started(self) -> list[str]:
+        return [msg for key in self.started if key in self.pool.servers and (msg := self.pool.stop(key))]
+
+
+def _interrupt_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # pytest then runs the fixtures' teardown: servers stop
 
 
 @pytest.fixture(scope="session")
 def server_pool(tmp_path_factory):
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     pool = ServerPool(tmp_path_factory.mktemp("servers"))
-    yield pool
-    leftovers = pool.stop_all()
+    try:
+        yield pool
+    finally:
+        leftovers = pool.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+    assert not leftovers, f"servers not stopped: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def module_servers(server_pool):
+    servers = ModuleServers(server_pool)
+    yield servers
+    leftovers = servers.stop_started()
     assert not leftovers, f"servers not stopped: {leftovers}"
 
 

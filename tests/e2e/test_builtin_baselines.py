@@ -53,16 +53,16 @@ def two_token_target(pair, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ar_ids(server_pool, two_token_target) -> list[list[int]]:
-    server = server_pool.get("two-token-ar", two_token_target, FP32, env=STRICT_MEMORY_ENV)
+def ar_ids(module_servers, two_token_target) -> list[list[int]]:
+    server = module_servers.get("two-token-ar", two_token_target, FP32, env=STRICT_MEMORY_ENV)
     return [r["output_ids"] for r in generate_many(server.base_url, PROMPTS, NEW_TOKENS, 1, temperature=0)]
 
 
-def baseline_server(server_pool, name, target, drafter):
+def baseline_server(module_servers, name, target, drafter):
     if name == "builtin-dflash":
-        return server_pool.get("two-token-builtin-dflash", target, FP32 + dflash_args(drafter),
+        return module_servers.get("two-token-builtin-dflash", target, FP32 + dflash_args(drafter),
                                env=BUILTIN_DFLASH_ENV)
-    return server_pool.get("two-token-ngram", target, FP32 + NGRAM_ARGS, env=STRICT_MEMORY_ENV)
+    return module_servers.get("two-token-ngram", target, FP32 + NGRAM_ARGS, env=STRICT_MEMORY_ENV)
 
 
 def first_difference(a: list[int], b: list[int]) -> int:
@@ -71,8 +71,8 @@ def first_difference(a: list[int], b: list[int]) -> int:
 
 @pytest.mark.parametrize("concurrency", [1, 5])
 @pytest.mark.parametrize("name", ["builtin-dflash", "ngram"])
-def test_greedy_tokens_equal_ar(server_pool, pair, two_token_target, ar_ids, name, concurrency):
-    server = baseline_server(server_pool, name, two_token_target, pair[1])
+def test_greedy_tokens_equal_ar(module_servers, pair, two_token_target, ar_ids, name, concurrency):
+    server = baseline_server(module_servers, name, two_token_target, pair[1])
     results = generate_many(server.base_url, PROMPTS, NEW_TOKENS, concurrency, temperature=0)
     mismatches = {prompt: first_difference(r["output_ids"], ar)
                   for prompt, r, ar in zip(PROMPTS, results, ar_ids) if r["output_ids"] != ar}

@@ -43,10 +43,10 @@ def _p_value(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("sampling", [{}, {"top_k": 5, "top_p": 0.9, "min_p": 0.05}], ids=["plain", "top-k-top-p-min-p"])
-def test_first_and_second_token_distributions_match_ar(server_pool, vocab_pair, sampling):
+def test_first_and_second_token_distributions_match_ar(module_servers, vocab_pair, sampling):
     target, drafter = vocab_pair
-    ar = server_pool.get("tiny-vocab-ar", target, SERVER_ARGS)
-    dflash = server_pool.get("tiny-vocab-dflash", target, SERVER_ARGS + (
+    ar = module_servers.get("tiny-vocab-ar", target, SERVER_ARGS)
+    dflash = module_servers.get("tiny-vocab-dflash", target, SERVER_ARGS + (
         "--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
         "--speculative-num-draft-tokens", str(BLOCK)))
     (ours, steps), (theirs, _) = _sample(dflash, **sampling), _sample(ar, **sampling)

@@ -21,10 +21,10 @@ CARD = next(c for c in seed_commands.load() if c.seed.startswith("001_"))
 
 
 @pytest.fixture(scope="module")
-def seed_server(server_pool, pair):
+def seed_server(module_servers, pair):
     target, drafter = pair
     argv = without_flag(for_tiny_pair(CARD.argv, target, drafter), "--model-path")  # launch() passes it
-    return server_pool.get("seed-001", target, tuple(argv), env={**CARD.env, **CARD.optional_env})
+    return module_servers.get("seed-001", target, tuple(argv), env={**CARD.env, **CARD.optional_env})
 
 
 def test_seed_command_answers_a_chat_request(seed_server):
