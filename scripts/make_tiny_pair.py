@@ -1,9 +1,10 @@
-"""Write the bundled tiny target + drafter pair (seeded random weights, stdlib-trained tokenizer).
+"""Write the tiny target + drafter pair with seeded random weights and the stdlib-trained tokenizer.
 
-    python scripts/make_tiny_pair.py [--out DIR] [--seed N]
+    python scripts/make_tiny_pair.py --out DIR [--seed N]
 
-The default output is the package's own `dflash_sglang/tiny_pair`, which is committed: rerunning with the same
-seed on the same Python rewrites it byte for byte.
+This is the starting point of the bundled pair, which is trained from it (scripts/train_target.py, then
+scripts/train_drafter.py; see dflash_sglang/tiny_pair/MODEL_CARD.md). The same seed on the same Python writes
+the same files byte for byte. `--out` has no default, so the committed trained pair is never overwritten.
 """
 
 import argparse
@@ -11,12 +12,12 @@ from pathlib import Path
 
 from dflash_sglang.training.tiny_pair import TinyPairSpec, make_tiny_pair
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "dflash_sglang" / "tiny_pair"
+BUNDLED = Path(__file__).resolve().parents[1] / "dflash_sglang" / "tiny_pair"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output dir (default: {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, required=True, help=f"output dir (the bundled pair is {BUNDLED})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     args = parser.parse_args()
     spec = TinyPairSpec()

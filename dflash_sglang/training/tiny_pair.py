@@ -1,9 +1,9 @@
-"""The bundled tiny model pair: a Qwen3 target and a z-lab-format DFlash drafter with seeded random weights.
+"""The tiny model pair's shapes and its seeded random initialisation: a Qwen3 target and a z-lab-format drafter.
 
 Nothing is downloaded: the tokenizer is trained on the stdlib (`tokenizer.py`) and the weights are drawn from a
-seeded `torch.Generator`, so `scripts/make_tiny_pair.py` rewrites the committed files byte for byte. The weights
-are untrained, which is enough for losslessness checks (speculative output must equal the target's own greedy
-output whatever the drafter proposes); the training issue regenerates a larger pair from a bigger `TinyPairSpec`.
+seeded `torch.Generator`, so `scripts/make_tiny_pair.py` writes the same files byte for byte on every run. That
+random pair is the starting point of the bundled one: `target_pretrain` and `drafter_train` train it (see
+`dflash_sglang/tiny_pair/MODEL_CARD.md`); the committed weights are the trained ones.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ class TinyPairSpec:
     """Sizes of the pair; the drafter has the target's width and heads (it reuses its embedding and lm_head)."""
 
     vocab_size: int = 4096
-    hidden_size: int = 128
-    intermediate_size: int = 384
+    hidden_size: int = 256
+    intermediate_size: int = 768
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
-    head_dim: int = 32
-    target_layers: int = 4
+    head_dim: int = 64
+    target_layers: int = 6
     drafter_layers: int = 1
     block_size: int = 8
     max_position_embeddings: int = 2048

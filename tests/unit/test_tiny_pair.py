@@ -46,8 +46,8 @@ def test_drafter_loads_in_zlab_format_with_every_weight(drafter):
     model, info = drafter
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     assert set(model.state_dict()) == _safetensors_keys(DRAFTER_DIR / "model.safetensors")
-    assert (model.block_size, model.target_layer_ids, model.mask_token_id) == (8, [2], 2)
-    assert model.fc.weight.shape == (128, 128)  # [hidden, n_feat*hidden]
+    assert (model.block_size, model.target_layer_ids, model.mask_token_id) == (8, [3], 2)
+    assert model.fc.weight.shape == (256, 256)  # [hidden, n_feat*hidden]
 
 
 def test_drafter_layer_ids_follow_zlab_rule():
@@ -55,12 +55,12 @@ def test_drafter_layer_ids_follow_zlab_rule():
         expected = dflash_model.build_target_layer_ids(num_target, num_draft)
         assert build_target_layer_ids(num_target, num_draft) == expected
     wide = TinyPairSpec(drafter_layers=2, target_layers=8)
-    assert drafter_weight_shapes(wide)["fc.weight"] == (128, 2 * 128)
+    assert drafter_weight_shapes(wide)["fc.weight"] == (256, 2 * 256)
 
 
 @pytest.mark.parametrize(
     "field, value",
-    [("num_key_value_heads", 3), ("vocab_size", 261), ("block_size", 1), ("drafter_layers", 5)],
+    [("num_key_value_heads", 3), ("vocab_size", 261), ("block_size", 1), ("drafter_layers", 7)],
     ids=["kv-heads-not-divisor", "vocab-below-bytes-plus-specials", "block-without-mask", "drafter-deeper-than-target"],
 )
 def test_spec_rejects_bad_sizes_naming_the_field(field, value):
@@ -72,7 +72,7 @@ def test_target_loads_with_tied_head_and_config_values(target):
     config = target.config
     assert type(target).__name__ == "Qwen3ForCausalLM"
     sizes = (config.num_hidden_layers, config.hidden_size, config.num_key_value_heads, config.vocab_size)
-    assert sizes == (4, 128, 2, 4096)
+    assert sizes == (6, 256, 2, 4096)
     assert config.rope_parameters["rope_theta"] == 10000.0 and target.dtype == torch.float32
     assert target.lm_head.weight.data_ptr() == target.model.embed_tokens.weight.data_ptr()
     # Every stored weight is used and only the tied head is absent from the file.
@@ -125,13 +125,19 @@ def test_tokenizer_training_is_deterministic_and_reproduces_the_bundled_file(tmp
     assert paths[0].read_bytes() == (TARGET_DIR / "tokenizer.json").read_bytes()
 
 
-def test_bundled_weights_are_the_seed_0_draw():
+def test_random_init_is_seeded_and_the_bundled_weights_are_trained_from_its_shapes():
+    # make_tiny_pair's seed-0 draw is the starting point of the bundled pair (MODEL_CARD.md); the
+    # bundled weights are trained, so they share its names and shapes but not its values.
     target_weights, drafter_weights = pair_weights(TinyPairSpec(), seed=0)
-    for weights, model_dir in ((target_weights, TARGET_DIR), (drafter_weights, DRAFTER_DIR)):
+    again, _ = pair_weights(TinyPairSpec(), seed=0)
+    assert all(torch.equal(again[name], target_weights[name]) for name in target_weights)
+    pairs = ((target_weights, TARGET_DIR, "model.embed_tokens.weight"), (drafter_weights, DRAFTER_DIR, "fc.weight"))
+    for weights, model_dir, probe in pairs:
         stored = load_file(str(model_dir / "model.safetensors"))
         assert stored.keys() == weights.keys()
-        assert all(torch.equal(stored[name], weights[name]) for name in weights), model_dir
+        assert all(stored[name].shape == weights[name].shape for name in weights), model_dir
+        assert not torch.equal(stored[probe].float(), weights[probe]), f"{model_dir} still holds the random draw"
     other_seed, _ = pair_weights(TinyPairSpec(), seed=1)
     assert not torch.equal(other_seed["model.embed_tokens.weight"], target_weights["model.embed_tokens.weight"])
     std = target_weights["model.embed_tokens.weight"].std().item()  # [vocab, hidden]
-    assert abs(std - 0.02) < 0.001 and torch.equal(target_weights["model.norm.weight"], torch.ones(128))
+    assert abs(std - 0.02) < 0.001 and torch.equal(target_weights["model.norm.weight"], torch.ones(256))
