@@ -14,5 +14,5 @@ def tiny_pair() -> tuple[Path, Path]:
     target, drafter = TINY_PAIR_DIR / "target", TINY_PAIR_DIR / "drafter"
     for path in (target, drafter):
         if not (path / "config.json").is_file():
-            raise UserError(f"the bundled tiny pair is missing {path / 'config.json'}; run `make tiny-pair`")
+            raise UserError(f"the bundled tiny pair is missing {path / 'config.json'}; it ships with the repository (git checkout -- dflash_sglang/tiny_pair)")
     return target, drafter

@@ -33,7 +33,10 @@ def collect_customized_info(original, processor, i, req, logits_output):
     if req.customized_info is None:
         req.customized_info = {}
     previous = req.customized_info.get(ACCEPTANCE_KEY, [])
-    req.customized_info[ACCEPTANCE_KEY] = token_aligned(previous, len(req.output_ids), int(lengths[i]))
+    # A request that stops inside a block keeps fewer tokens than the step committed (finished_len):
+    # the step's value goes at its last *visible* token, which the streamer does not slice away.
+    visible = req.finished_len if req.finished_len is not None else len(req.output_ids)
+    req.customized_info[ACCEPTANCE_KEY] = token_aligned(previous, visible, int(lengths[i]))
 
 
 def accumulate_request_meta_info(original, meta_info, state, key, values):

@@ -81,10 +81,12 @@ def test_doctor_rejects_a_drafter_narrower_than_its_target(tmp_path):
 
 
 def test_doctor_rejects_weights_that_do_not_match_the_drafter_config(tmp_path):
-    target = tiny_pair()[0]
-    drafter = _drafter_copy(tmp_path, intermediate_size=256)  # the stored MLP weights are 384 wide
+    target, bundled = tiny_pair()
+    config = json.loads((bundled / "config.json").read_text())
+    stored = [config["intermediate_size"], config["hidden_size"]]  # gate_proj as the checkpoint stores it
+    drafter = _drafter_copy(tmp_path, intermediate_size=config["intermediate_size"] // 2)
     result = run_cli("doctor", "--model-path", str(target), "--draft-path", str(drafter), timeout=300)
-    assert_one_line_error(result, "drafter: ", "expected shape", "got [384, 128]")
+    assert_one_line_error(result, "drafter: ", "expected shape", f"got {stored}")
 
 
 @pytest.mark.parametrize("flag", ["--model-path", "--draft-path"])

@@ -18,8 +18,9 @@ RECORD_STREAM = "torch.Tensor.record_stream"
 
 def record_stream_fails_on_cpu() -> bool:
     """True when this torch cannot record a CPU tensor on the CPU 'current stream' (the patch's reason)."""
+    # The C method, not `torch.Tensor.record_stream`: once our hook is installed that one is the no-op.
     try:
-        torch.zeros(1).record_stream(torch.get_device_module("cpu").current_stream())
+        torch._C.TensorBase.record_stream(torch.zeros(1), torch.get_device_module("cpu").current_stream())
     except (RuntimeError, NotImplementedError, TypeError):
         return True
     return False
