@@ -6,18 +6,15 @@ Needs the CPU harness env (sgl_kernel must import); the servers in test_builtin_
 
 from __future__ import annotations
 
-import os
 import pkgutil
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get("SGLANG_USE_CPU_ENGINE") != "1",
-                       reason='needs the CPU harness env: eval "$(dflash-sglang env)" (make test sets it)'),
-]
+from helpers.e2e import in_process_sglang_marks
+
+pytestmark = in_process_sglang_marks()
 
 
 @pytest.fixture(scope="module")

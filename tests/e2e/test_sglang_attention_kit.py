@@ -8,17 +8,14 @@ has installed our CPU enablement. No server: it needs the CPU harness env (sgl_k
 
 from __future__ import annotations
 
-import os
 import unittest
 
 import pytest
 import torch
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get("SGLANG_USE_CPU_ENGINE") != "1",
-                       reason='needs the CPU harness env: eval "$(dflash-sglang env)" (make test sets it)'),
-]
+from helpers.e2e import in_process_sglang_marks
+
+pytestmark = in_process_sglang_marks()
 
 
 @pytest.fixture(scope="module")

@@ -33,3 +33,17 @@ def token_usage(server) -> float:
 
 def leak_reports(server) -> list[str]:
     return [line for line in server.log_text().splitlines() if "leak detected" in line or "double free" in line]
+
+
+def in_process_sglang_marks() -> list:
+    """Marks for tests that import SGLang's runtime in the pytest process: it needs the harness env
+    from the start of the process (LD_LIBRARY_PATH is read once), which `make test` provides."""
+    import os
+
+    import pytest
+
+    return [
+        pytest.mark.e2e,
+        pytest.mark.skipif(os.environ.get("SGLANG_USE_CPU_ENGINE") != "1",
+                           reason='needs the CPU harness env: eval "$(dflash-sglang env)" (make test sets it)'),
+    ]
