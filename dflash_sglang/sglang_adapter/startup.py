@@ -6,11 +6,11 @@ from deep inside a scheduler process. Here it ends start-up with one line naming
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 
 from dflash_sglang.config import DFlashConfig, read_config_json
+from dflash_sglang.sglang_adapter.serving_config import serving_config
 from dflash_sglang.log import log_once
 
 HANDLE_SPECULATIVE = "sglang.srt.arg_groups.speculative_hook.handle_speculative_decoding"
@@ -45,16 +45,9 @@ def fitted_config(model_path: str, draft_path: str, block_size: int) -> DFlashCo
     if int(block_size) < 2:
         raise StartupError(f"--speculative-num-draft-tokens (the DFlash block size): expected >= 2, got {block_size}")
     try:
-        config = DFlashConfig.from_dicts(read_config_json(draft_path), read_config_json(model_path))
-        config = dataclasses.replace(config, block_size=int(block_size))
+        return serving_config(read_config_json(draft_path), read_config_json(model_path), block_size)
     except ValueError as err:
         raise StartupError(f"drafter {draft_path!r} does not fit target {model_path!r}: {err}") from None
-    last = config.target_num_layers - 1
-    if max(config.target_layer_ids) >= last:
-        # SGLang captures a layer's output as the input of the next layer; the last layer has none.
-        raise StartupError(f"drafter {draft_path!r}: dflash_config.target_layer_ids: expected ids below {last} "
-                           f"(SGLang cannot capture the target's last layer), got {list(config.target_layer_ids)}")
-    return config
 
 
 def handle_speculative_decoding(original, server_args, *args, **kwargs):

@@ -10,8 +10,6 @@ It returns a GenerationBatchResult whose rows are each request's accepted drafts
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from sglang.srt.managers.utils import GenerationBatchResult
@@ -27,6 +25,7 @@ from dflash_sglang.config import DFlashConfig
 from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
 from dflash_sglang.sglang_adapter.sampling import sampling_params
+from dflash_sglang.sglang_adapter.serving_config import serving_config
 from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
 from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY
 from dflash_sglang.spec.step import StepInput, speculative_step
@@ -42,7 +41,7 @@ class DFlashWorker(BaseSpecWorker):
         self.model_runner = target_worker.model_runner
         self.device = target_worker.device
         self.block_size = int(get_spec().speculative_num_draft_tokens)
-        self.config = dataclasses.replace(_parse_config(target_worker), block_size=self.block_size)
+        self.config = _parse_config(target_worker, self.block_size)
         ModelRegistry.register("dflash_sglang.sglang_adapter.models", overwrite=True)
         with drafter_config_scope(self.config):
             bundle = build_draft_tp_worker(
@@ -122,11 +121,11 @@ class DFlashWorker(BaseSpecWorker):
         )
 
 
-def _parse_config(target_worker) -> DFlashConfig:
+def _parse_config(target_worker, block_size: int) -> DFlashConfig:
     runner = target_worker.model_runner
     drafter_hf = runner.spec_aux_config.draft_model_config.hf_config
-    return DFlashConfig.from_dicts(drafter_hf.to_dict(), runner.model_config.hf_config.to_dict(),
-                                   getattr(target_worker, "tokenizer", None))
+    return serving_config(drafter_hf.to_dict(), runner.model_config.hf_config.to_dict(), block_size,
+                          getattr(target_worker, "tokenizer", None))
 
 
 def _check_feature_capture(target_model, config: DFlashConfig) -> None:
