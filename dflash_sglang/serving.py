@@ -6,7 +6,6 @@ module never imports sglang. Every server started here is stopped by its PID (pr
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -59,10 +58,6 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def get_json(self, path: str, timeout: float = 10.0) -> dict:
-        with urllib.request.urlopen(self.base_url + path, timeout=timeout) as resp:
-            return json.loads(resp.read())
 
     def wait_ready(self, timeout: float = 600.0) -> None:
         """Block until /health answers 200; raise with the log's tail if the server dies or times out."""

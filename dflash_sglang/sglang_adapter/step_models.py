@@ -43,11 +43,14 @@ class SGLangStepModels:
         self.r = runners
         self.batch = batch  # ScheduleBatch in DECODE mode
         self.slots: torch.Tensor | None = None  # [bs, blk], set by draft()
+        self.seq_lens_cpu: torch.Tensor | None = None  # [bs] committed lengths on the host, set by draft()
+        self.logits_output = None  # the target's verify output, set by verify(); the worker returns it
 
     def draft(self, block: DraftBlock) -> Candidates:
         bs, blk = block.block_ids.shape
         req_to_token = self.r.target_worker.model_runner.req_to_token_pool.req_to_token
         self.slots = block_slots(req_to_token, self.batch.req_pool_indices, block.seq_lens, blk)
+        self.seq_lens_cpu = block.seq_lens.cpu()  # one host copy per step, for both forward batches
         embeds = self.r.embed(block.block_ids.flatten()) * self.r.input_embedding_scale  # [bs*blk, hidden]
         forward_batch = self._draft_forward_batch(block, embeds)
         with torch.inference_mode():
@@ -59,7 +62,7 @@ class SGLangStepModels:
 
     def _draft_forward_batch(self, block: DraftBlock, embeds: torch.Tensor) -> ForwardBatch:
         bs, blk = block.block_ids.shape
-        seq_lens_cpu = block.seq_lens.cpu()
+        seq_lens_cpu = self.seq_lens_cpu
         forward_batch = ForwardBatch(
             forward_mode=ForwardMode.TARGET_VERIFY,
             batch_size=bs,
@@ -91,8 +94,7 @@ class SGLangStepModels:
         )
         batch.out_cache_loc = self.slots.flatten()
         saved = batch.seq_lens_cpu, batch.seq_lens_sum
-        committed_cpu = batch.seq_lens.cpu() if batch.seq_lens_cpu is None else batch.seq_lens_cpu
-        batch.seq_lens_cpu = committed_cpu + blk  # host bound on what attention reads: prefix + block
+        batch.seq_lens_cpu = self.seq_lens_cpu + blk  # host bound on what attention reads: prefix + block
         batch.seq_lens_sum = int(batch.seq_lens_cpu.sum())
         try:
             forward_batch, _ = verify_input.prepare_for_verify(batch, self.r.target_worker)
