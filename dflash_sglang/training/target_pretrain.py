@@ -72,6 +72,8 @@ def export_target(model, init_dir: Path, out_dir: Path, dtype: torch.dtype) -> N
     """The init dir's non-weight files plus the weights (the tied `lm_head` left out, as HF saves it)."""
     from safetensors.torch import save_file
 
+    from dflash_sglang.training.hf_checkpoint import checkpoint_state_dict
+
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in sorted(init_dir.iterdir()):
         if path.is_file() and path.name not in (WEIGHTS_FILE, STATE_FILE, LOG_FILE):
@@ -79,7 +81,7 @@ def export_target(model, init_dir: Path, out_dir: Path, dtype: torch.dtype) -> N
     state = model.state_dict()
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight")
-    tensors = {name: t.detach().to(dtype).contiguous() for name, t in state.items()}
+    tensors = {name: t.detach().to(dtype).contiguous() for name, t in checkpoint_state_dict(state).items()}
     save_file(tensors, str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from dflash_sglang.training.hf_checkpoint import checkpoint_state_dict
+
 from dflash_sglang.training.tiny_pair import (
     EOS_ID,
     IM_END_ID,
@@ -153,7 +155,7 @@ def hybrid_target_weights(config: dict, seed: int) -> dict[str, torch.Tensor]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen3NextForCausalLM(Qwen3NextConfig(**keys)).float()
-    return {name: t.detach().contiguous() for name, t in model.state_dict().items()}
+    return {name: t.detach().contiguous() for name, t in checkpoint_state_dict(model.state_dict()).items()}
 
 
 def make_hybrid_pair(
