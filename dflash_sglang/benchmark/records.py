@@ -22,6 +22,7 @@ class RequestRecord:
     # Our worker's per-step acceptance lengths (drafts + bonus); empty elsewhere and when streamed.
     acceptance_lengths: tuple[int, ...] = ()
     finish_reason: str | None = None
+    output_ids: tuple[int, ...] = ()  # the generated token ids (greedy runs are compared by them)
 
     @property
     def ttft_s(self) -> float | None:

@@ -29,7 +29,7 @@ def _messages(response):
         yield json.loads(body)
 
 
-def _record(index: int, times: list[float], counts: list[int], meta: dict) -> RequestRecord:
+def _record(index: int, times: list[float], counts: list[int], meta: dict, output_ids: list[int]) -> RequestRecord:
     finish = meta.get("finish_reason")
     return RequestRecord(
         prompt_index=index,
@@ -41,6 +41,7 @@ def _record(index: int, times: list[float], counts: list[int], meta: dict) -> Re
         correct_drafts_histogram=tuple(meta.get("spec_correct_drafts_histogram") or ()),
         acceptance_lengths=tuple(meta.get(ACCEPTANCE_KEY) or ()),
         finish_reason=finish.get("type") if isinstance(finish, dict) else finish,
+        output_ids=tuple(output_ids),
     )
 
 
@@ -52,6 +53,7 @@ def stream_request(base_url: str, index: int, prompt: str, sampling: dict, timeo
     times: list[float] = []
     counts: list[int] = []
     meta: dict = {}
+    output_ids: list[int] = []
     seen = 0
     start = time.perf_counter()
     try:
@@ -59,6 +61,7 @@ def stream_request(base_url: str, index: int, prompt: str, sampling: dict, timeo
             for message in _messages(response):
                 now = time.perf_counter() - start
                 meta = message.get("meta_info", {})
+                output_ids = message.get("output_ids", output_ids)  # cumulative: SGLang's default streaming
                 total = int(meta.get("completion_tokens", seen))
                 if total > seen:  # a message without new tokens is not a chunk
                     times.append(now)
@@ -66,4 +69,4 @@ def stream_request(base_url: str, index: int, prompt: str, sampling: dict, timeo
                     seen = total
     except urllib.error.HTTPError as err:
         raise HTTPStatusError(err.code, err.read().decode(errors="replace")) from None
-    return _record(index, times, counts, meta)
+    return _record(index, times, counts, meta, output_ids)

@@ -37,6 +37,7 @@ def _check_requests(report: dict) -> tuple[dict, list[dict]]:
     for r in requests:
         assert r["completion_tokens"] == NEW_TOKENS == sum(r["chunk_tokens"])  # every token arrived in a chunk
         assert r["chunk_times_s"] == sorted(r["chunk_times_s"]) and r["chunk_times_s"][0] > 0
+        assert len(r["output_ids"]) == NEW_TOKENS  # the generated ids, which gpu-check compares with AR's
     assert stats["output_tokens"] == 2 * NEW_TOKENS and stats["output_tok_s"] > 0
     assert stats["ttft_ms"]["p50"] > 0 and stats["chunk_ms"] is not None
     return stats, requests

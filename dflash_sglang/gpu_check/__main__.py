@@ -1,0 +1,5 @@
+import sys
+
+from dflash_sglang.gpu_check.run import main
+
+sys.exit(main())
