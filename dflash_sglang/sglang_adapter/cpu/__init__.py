@@ -7,6 +7,7 @@ once when it takes effect:
 - `streams`: `Tensor.record_stream` is a no-op for CPU tensors;
 - `qk_norm_rope`: the builtin drafter takes its eager qk-norm + rope path instead of a Triton kernel;
 - `verify_attention`: TARGET_VERIFY (verify blocks, drafter blocks, tree masks) for `torch_native`;
+- `hybrid`: Gated DeltaNet kernels, Mamba-state track/commit and flags for hybrid targets (Qwen3-Next);
 - `input_embeds_dtype`: `input_embeds` reach a non-bf16 model (the builtin drafter) in its own dtype.
 
 Nothing here imports sglang at module level: `install()` does, lazily.
@@ -50,3 +51,6 @@ def install() -> None:
     qk_norm_rope.install()
     verify_attention.install()
     input_embeds_dtype.install()
+    from dflash_sglang.sglang_adapter.cpu import hybrid
+
+    hybrid.install()
