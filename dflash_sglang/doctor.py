@@ -109,6 +109,13 @@ def check_plugin_hooks() -> str:
     return f"load_plugins() applied our hooks to {len(ours)} SGLang targets"
 
 
+def check_proven() -> str:
+    """Not a pass/fail check: what the tests have shown on this host's kind of device, and what not."""
+    from dflash_sglang.proven import summary
+
+    return summary("cuda" if harness.has_nvidia_driver() else "cpu")
+
+
 def checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], str] | None]]:
     """(name, check) in run order; None marks a check skipped for want of arguments."""
     drafter = None
@@ -117,7 +124,8 @@ def checks(args: argparse.Namespace) -> list[tuple[str, Callable[[], str] | None
             raise UserError("doctor: --draft-path and --model-path go together (a drafter is checked against its target)")
         drafter = lambda: check_drafter(args.draft_path, args.model_path)  # noqa: E731
     return [("sglang version", check_sglang_version), ("device", check_device), ("entry point", check_entry_point),
-            ("drafter", drafter), ("sglang api", check_sglang_api), ("plugin hooks", check_plugin_hooks)]
+            ("drafter", drafter), ("sglang api", check_sglang_api), ("plugin hooks", check_plugin_hooks),
+            ("proven", check_proven)]
 
 
 def _reexec_under_harness(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ from dflash_sglang import harness
 from dflash_sglang.bundled import tiny_pair
 from helpers.cli import assert_one_line_error, run_cli
 
-CHECKS = ["sglang version", "device", "entry point", "drafter", "sglang api", "plugin hooks"]
+CHECKS = ["sglang version", "device", "entry point", "drafter", "sglang api", "plugin hooks", "proven"]
 # SGLang itself loses `_handle_dflash` (hooked by our CPU platform guard) and renames a parameter of
 # `prepare_server_args` (hooked by legacy_args), in the doctor's own process, before the checks run.
 BREAK_SGLANG = """
@@ -52,6 +52,7 @@ def test_doctor_passes_on_this_machine():
     assert [line[5:].split(":")[0] for line in lines] == CHECKS, lines
     assert all(line.startswith("ok   ") for line in lines), lines
     assert "fits" in lines[3] and "block 8" in lines[3]
+    assert lines[6].startswith("ok   proven: cpu: shown: greedy output equals AR's")  # this host has no GPU
     assert not _error_lines(result.stderr) and "Traceback" not in result.stderr
 
 
