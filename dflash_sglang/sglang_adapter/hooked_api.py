@@ -76,6 +76,13 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
         "forward_mode", "is_extend_in_batch", "prefix_lens", "extend_lens", "out_cache_loc", "seq_lens",
         "seq_lens_cpu", "seq_lens_sum", "req_pool_indices", "spec_info", "sampling_info"),
     "sglang.srt.managers.schedule_batch.ScheduleBatch.batch_size": ("self",),
+    # draft_graphs.py
+    f"{_EXEC}.cuda_graph_config.Backend.DISABLED": None,
+    "sglang.srt.platforms.current_platform": None,
+    "sglang.srt.runtime_context.get_exec": (),
+    "sglang.srt.runtime_context.get_parallel": (),
+    "sglang.srt.utils.common.get_available_gpu_memory": ("device", "gpu_id"),
+    "sglang.srt.managers.tp_worker.TpModelWorker.init_cuda_graphs": ("self", "capture_decode_cuda_graph"),
     # sampling.py
     "sglang.srt.sampling.sampling_batch_info.SamplingBatchInfo": (
         "temperatures", "top_ps", "top_ks", "min_ps", "is_all_greedy"),

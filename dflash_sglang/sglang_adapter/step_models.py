@@ -45,6 +45,7 @@ class SGLangStepModels:
         self.slots: torch.Tensor | None = None  # [bs, blk], set by draft()
         self.seq_lens_cpu: torch.Tensor | None = None  # [bs] committed lengths on the host, set by draft()
         self.logits_output = None  # the target's verify output, set by verify(); the worker returns it
+        self.verify_ran_graph = False  # whether SGLang replayed a TARGET_VERIFY graph for it, set by verify()
 
     def draft(self, block: DraftBlock) -> Candidates:
         bs, blk = block.block_ids.shape
@@ -102,6 +103,7 @@ class SGLangStepModels:
             batch.seq_lens_cpu, batch.seq_lens_sum = saved
         out = self.r.target_worker.forward_batch_generation(batch=None, forward_batch=forward_batch, is_verify=True)
         self.logits_output = out.logits_output
+        self.verify_ran_graph = bool(out.can_run_cuda_graph)
         logits = out.logits_output.next_token_logits.view(bs, blk, -1)  # [bs, blk, vocab]
         features = out.logits_output.hidden_states.view(bs, blk, -1)  # [bs, blk, n_feat*hidden]
         return TargetOutput(logits=logits, target_features=features)

@@ -23,10 +23,12 @@ from sglang.srt.speculative.draft_worker_common import build_draft_tp_worker, ma
 from dflash_sglang import __version__
 from dflash_sglang.config import DFlashConfig
 from dflash_sglang.log import get_logger
+from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
 from dflash_sglang.sglang_adapter.sampling import sampling_params
 from dflash_sglang.sglang_adapter.serving_config import serving_config
 from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
+from dflash_sglang.sglang_adapter.startup_hint import startup_stage
 from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY
 from dflash_sglang.spec.step import StepInput, speculative_step
 
@@ -34,6 +36,7 @@ CONSTRUCTED_LINE = "dflash-sglang %s DFLASH worker: block %d, target layers %s, 
 
 
 class DFlashWorker(BaseSpecWorker):
+    @startup_stage("construction")
     def __init__(self, server_args, gpu_id: int, nccl_port: int, target_worker) -> None:
         super().__init__()
         self.server_args = server_args
@@ -54,10 +57,18 @@ class DFlashWorker(BaseSpecWorker):
         get_logger().info(CONSTRUCTED_LINE, __version__, self.block_size, list(self.config.target_layer_ids),
                           self.config.mask_token_id, self.config.architecture, self.device)
 
+    @startup_stage("attention backends")
     def init_attention_backends(self) -> None:
         super().init_attention_backends()
         # SGLang sets up the target's feature capture with its attention backends: check it now.
         _check_feature_capture(self.model_runner.model, self.config)
+
+    @startup_stage("drafter CUDA-graph capture")
+    def init_cuda_graphs(self) -> None:
+        """The drafter's block pass per batch size, as SGLang's builtin does (draft_graphs.py); the
+        target's graphs (decode and TARGET_VERIFY) are captured by SGLang itself."""
+        settings = read_settings(str(self.device), self._target_worker.gpu_id)
+        self.draft_graphs = init_draft_cuda_graphs(self._draft_worker, self.draft_runner, settings)
 
     @property
     def spec_v2_attn_backends(self) -> tuple:
@@ -109,7 +120,7 @@ class DFlashWorker(BaseSpecWorker):
             new_seq_lens=new_seq_lens,
             next_draft_input=make_draft_input_v2(bonus_tokens=acceptance.bonus, new_seq_lens=new_seq_lens),
             speculative_num_draft_tokens=self.block_size,
-            can_run_cuda_graph=False,
+            can_run_cuda_graph=models.verify_ran_graph,  # what SGLang's metrics report, as for the builtin
         )
 
     def _idle(self) -> GenerationBatchResult:
