@@ -110,3 +110,10 @@ def test_during_construction_the_device_comes_from_the_target_worker():
     with pytest.raises(ValueError) as info:
         _Half(None, 0, 0, target_worker=_Target())
     assert "(construction on cuda)" in info.value.__notes__[0]
+
+
+def test_every_start_up_stage_of_our_worker_carries_the_hint():
+    from dflash_sglang.sglang_adapter.worker import DFlashWorker
+
+    for stage in (DFlashWorker.__init__, DFlashWorker.init_attention_backends, DFlashWorker.init_cuda_graphs):
+        assert stage.__wrapped__.__qualname__.startswith("DFlashWorker."), stage  # functools.wraps of startup_stage
