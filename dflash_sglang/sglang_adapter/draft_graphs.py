@@ -42,7 +42,8 @@ class DraftGraphDecision:
 def decide(settings: GraphSettings) -> DraftGraphDecision:
     """The builtin's rules, first match wins; each eager reason names the setting behind it."""
     if not settings.decode_graphs:
-        return DraftGraphDecision(False, "decode CUDA graphs are disabled (--disable-cuda-graph or --cuda-graph-backend-decode disabled)")
+        return DraftGraphDecision(False, "decode CUDA graphs are disabled "
+                                         "(--disable-cuda-graph or --cuda-graph-backend-decode disabled)")
     if not settings.device.startswith("cuda"):
         return DraftGraphDecision(False, f"device {settings.device}: SGLang captures TARGET_VERIFY graphs on CUDA only")
     if not settings.platform_captures:

@@ -33,7 +33,8 @@ def test_defaults_ask_for_the_whole_matrix_within_seven_minutes():
 
 
 def test_aliases_and_order_are_kept():
-    config = parse_config(["--backends", "triton, fa3", "--dtypes", "fp32,BF16", "--graphs", "off", "--budget-min", "2"])
+    config = parse_config(["--backends", "triton, fa3", "--dtypes", "fp32,BF16", "--graphs", "off",
+                           "--budget-min", "2"])
     assert config.backends == ("triton", "fa3") and config.dtypes == ("float32", "bfloat16")
     assert config.graphs == (False,) and config.budget_s == 120.0
 
