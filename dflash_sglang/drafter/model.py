@@ -116,11 +116,18 @@ class Drafter(nn.Module):
     @torch.no_grad()
     def propose(self, hidden: torch.Tensor, anchor_ids: torch.Tensor, lm_head_weight: torch.Tensor) -> torch.Tensor:
         """Greedy draft tokens [bs, blk - 1] from `forward`'s output [bs, blk, hidden] and the anchors [bs]."""
+        return self.propose_with_logits(hidden, anchor_ids, lm_head_weight)[0]
+
+    @torch.no_grad()
+    def propose_with_logits(self, hidden: torch.Tensor, anchor_ids: torch.Tensor,
+                            lm_head_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(greedy draft tokens [bs, blk - 1], their logits [bs, blk - 1, vocab]); sampled requests draw
+        their drafts from these logits, at no extra cost to greedy ones."""
         draft_hidden = hidden[:, 1:]  # [bs, blk - 1, hidden]; the anchor's own output predicts nothing
         logits = self.compute_logits(draft_hidden, lm_head_weight)  # [bs, blk - 1, vocab]
         if self.candidate_selector is None:
-            return torch.argmax(logits, dim=-1)
-        return self.candidate_selector.select_greedy(draft_hidden, logits, anchor_ids)
+            return torch.argmax(logits, dim=-1), logits
+        return self.candidate_selector.select_greedy(draft_hidden, logits, anchor_ids), logits
 
 
 def _attend_with_context(

@@ -1,10 +1,29 @@
-"""SGLang's per-batch sampling state -> our plain `SamplingParams`."""
+"""SGLang's per-batch sampling state -> our plain `SamplingParams`; the accept rule for sampled requests."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
+from dflash_sglang.log import get_logger
 from dflash_sglang.spec.posterior import SamplingParams
+from dflash_sglang.spec.rules import REJECTION, SAMPLING_RULES
+
+# For benchmarks only: `point-mass` brings back the rule that drafts the drafter's argmax and accepts
+# it iff it equals a sample of the target, to measure what the drafter's distribution buys.
+SAMPLING_RULE_ENV = "DFLASH_SGLANG_SAMPLING_RULE"
+
+
+def sampling_rule() -> str:
+    """The rule named by DFLASH_SGLANG_SAMPLING_RULE (default `rejection`); logged when not the default."""
+    rule = os.environ.get(SAMPLING_RULE_ENV, REJECTION)
+    if rule not in SAMPLING_RULES:
+        raise ValueError(f"{SAMPLING_RULE_ENV}: expected one of {', '.join(SAMPLING_RULES)}, got {rule!r}")
+    if rule != REJECTION:
+        get_logger().info("%s=%s: sampled requests use the %s accept rule (a benchmark option)",
+                          SAMPLING_RULE_ENV, rule, rule)
+    return rule
 
 
 def sampling_params(sampling_info, batch_size: int) -> SamplingParams:

@@ -57,9 +57,11 @@ class SGLangStepModels:
         with torch.inference_mode():
             out = self.r.draft_runner.forward(forward_batch).logits_output
         hidden = out.hidden_states.view(bs, blk, -1)  # [bs, blk, hidden]
-        drafts = self.r.draft_model.propose(hidden, block.block_ids[:, 0], self.r.lm_head_weight)  # [bs, blk-1]
+        drafts, logits = self.r.draft_model.propose_with_logits(
+            hidden, block.block_ids[:, 0], self.r.lm_head_weight)  # [bs, blk-1], [bs, blk-1, vocab]
         tokens = torch.cat([block.block_ids[:, :1], drafts.to(block.block_ids.dtype)], dim=1)  # [bs, blk]
-        return Candidates(tokens=tokens, positions=block.positions)
+        vocab = self.r.target_worker.model_runner.model_config.vocab_size  # lm_head rows may be padded past it
+        return Candidates(tokens=tokens, positions=block.positions, draft_logits=logits[..., :vocab])
 
     def _draft_forward_batch(self, block: DraftBlock, embeds: torch.Tensor) -> ForwardBatch:
         bs, blk = block.block_ids.shape

@@ -25,7 +25,7 @@ from dflash_sglang.config import DFlashConfig
 from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
-from dflash_sglang.sglang_adapter.sampling import sampling_params
+from dflash_sglang.sglang_adapter.sampling import sampling_params, sampling_rule
 from dflash_sglang.sglang_adapter.serving_config import serving_config
 from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
 from dflash_sglang.sglang_adapter.startup_hint import startup_stage
@@ -45,6 +45,7 @@ class DFlashWorker(BaseSpecWorker):
         self.device = target_worker.device
         self.block_size = int(get_spec().speculative_num_draft_tokens)
         self.config = _parse_config(target_worker, self.block_size)
+        self.sampling_rule = sampling_rule()
         ModelRegistry.register("dflash_sglang.sglang_adapter.models", overwrite=True)
         with drafter_config_scope(self.config):
             bundle = build_draft_tp_worker(
@@ -105,6 +106,7 @@ class DFlashWorker(BaseSpecWorker):
             sampling=sampling_params(batch.sampling_info, batch.batch_size()),
             block_size=self.block_size,
             mask_token_id=self.config.mask_token_id,
+            rule=self.sampling_rule,
         )
         models = SGLangStepModels(self.runners, batch)
         acceptance = speculative_step(models, step)

@@ -11,10 +11,10 @@ from typing import Protocol
 
 import torch
 
-from dflash_sglang.spec.accept import accept
 from dflash_sglang.spec.block import make_draft_block
-from dflash_sglang.spec.posterior import SamplingParams, posterior_tokens
-from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock, Verification
+from dflash_sglang.spec.posterior import SamplingParams
+from dflash_sglang.spec.rules import REJECTION, accept_verified, draw_drafts
+from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class StepInput:
     sampling: SamplingParams
     block_size: int
     mask_token_id: int
+    rule: str = REJECTION  # accept rule for sampled requests (spec/rules.py)
 
     @staticmethod
     def make_dummy(anchors: list[int], seq_lens: list[int], block_size: int = 4, mask_token_id: int = 2) -> "StepInput":
@@ -54,9 +55,8 @@ class StepInput:
 
 def speculative_step(models: StepModels, step: StepInput, generator: torch.Generator | None = None) -> Acceptance:
     block = make_draft_block(step.anchors, step.seq_lens, step.block_size, step.mask_token_id)
-    candidates = models.draft(block)
+    candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
     target = models.verify(candidates)
-    verification = Verification(posterior=posterior_tokens(target.logits, step.sampling, generator))
-    acceptance = accept(candidates, verification)
+    acceptance = accept_verified(candidates, target.logits, step.sampling, step.rule, generator)
     models.commit(candidates, acceptance, target)
     return acceptance

@@ -38,6 +38,8 @@ class Candidates:
 
     tokens: torch.Tensor  # [bs, blk] anchor, d_1 .. d_{blk-1}
     positions: torch.Tensor  # [bs, blk]
+    draft_logits: torch.Tensor | None = None  # [bs, blk-1, vocab] the drafter's, for sampled requests
+    draft_probs: torch.Tensor | None = None  # [bs, blk-1, vocab] q_k the drafts were drawn from (processed)
 
     @staticmethod
     def make_dummy(rows: list[list[int]], seq_lens: list[int] | None = None) -> "Candidates":

@@ -8,6 +8,7 @@ from scipy.stats import chi2_contingency
 
 from dflash_sglang.spec.accept import accept
 from dflash_sglang.spec.posterior import SamplingParams, posterior_tokens, processed_probs
+from dflash_sglang.spec.rules import POINT_MASS, REJECTION
 from dflash_sglang.spec.step import StepInput, TargetOutput, speculative_step
 from dflash_sglang.spec.types import PLACEHOLDER_TOKEN_ID as P, Candidates, Verification
 
@@ -70,19 +71,23 @@ def test_processed_probs_filters_like_sglang():
 
 
 class MarkovTarget:
-    """A toy target whose next-token logits depend on the previous token only, and a drafter that
-    proposes a fixed guess; enough to check that speculative sampling keeps the AR distribution."""
+    """A toy target whose next-token logits depend on the previous token only, and a drafter whose
+    logits at block position k depend on the anchor and k only (one parallel pass, as DFlash's);
+    enough to check that speculative sampling keeps the AR distribution."""
 
     def __init__(self, vocab: int, seed: int):
         g = torch.Generator().manual_seed(seed)
         self.transition_logits = torch.randn(vocab, vocab, generator=g) * 2  # [prev, next]
-        self.guess = torch.randint(0, vocab, (vocab,), generator=g)  # drafter: prev -> guessed next
+        # The drafter guesses position k's marginal given the anchor, with noise: close to p, never equal.
+        step = torch.softmax(self.transition_logits, dim=-1)  # [prev, next]
+        marginals = torch.stack([torch.linalg.matrix_power(step, k + 1) for k in range(8)], dim=1)  # [a, k, v]
+        self.draft_table = marginals.log() + torch.randn(vocab, 8, vocab, generator=g) * 0.5  # [anchor, k, vocab]
 
     def draft(self, block):
-        tokens = block.block_ids.clone()
-        for k in range(1, tokens.shape[1]):
-            tokens[:, k] = self.guess[tokens[:, k - 1]]
-        return Candidates(tokens=tokens, positions=block.positions)
+        blk = block.block_ids.shape[1]
+        logits = self.draft_table[block.block_ids[:, 0], :blk - 1]  # [bs, blk-1, vocab]
+        tokens = torch.cat([block.block_ids[:, :1], logits.argmax(-1)], dim=1)  # [bs, blk]
+        return Candidates(tokens=tokens, positions=block.positions, draft_logits=logits)
 
     def verify(self, candidates):
         logits = self.transition_logits[candidates.tokens]  # [bs, blk, vocab]
@@ -92,13 +97,14 @@ class MarkovTarget:
         pass
 
 
+@pytest.mark.parametrize("rule", [REJECTION, POINT_MASS])
 @pytest.mark.parametrize("sampling", [dict(), dict(top_ks=[3]), dict(top_ps=[0.8]), dict(min_ps=[0.2])],
                          ids=["plain", "top-k", "top-p", "min-p"])
-def test_speculative_sampling_keeps_the_target_distribution(sampling):
+def test_speculative_sampling_keeps_the_target_distribution(sampling, rule):
     vocab, samples, anchor = 6, 4000, 0
     target = MarkovTarget(vocab, seed=1)
     params = SamplingParams.make_dummy([0.9] * samples, **{k: v * samples for k, v in sampling.items()})
-    step = StepInput(torch.full((samples,), anchor), torch.zeros(samples, dtype=torch.long), params, 4, 0)
+    step = StepInput(torch.full((samples,), anchor), torch.zeros(samples, dtype=torch.long), params, 4, 0, rule)
     g = torch.Generator().manual_seed(2)
     result = speculative_step(target, step, generator=g)
     first, second = result.out_tokens[:, 0], result.out_tokens[:, 1]

@@ -104,6 +104,11 @@ class DFlashDraftModel(nn.Module):
         """The block's hidden [bs, blk, hidden] -> draft tokens [bs, blk-1]."""
         return self.drafter.propose(hidden, anchors, lm_head_weight)
 
+    def propose_with_logits(self, hidden: torch.Tensor, anchors: torch.Tensor,
+                            lm_head_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(draft tokens [bs, blk-1], the drafter's logits [bs, blk-1, vocab])."""
+        return self.drafter.propose_with_logits(hidden, anchors, lm_head_weight)
+
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         load_state(self.drafter, dict(weights), source="the draft checkpoint")
 
