@@ -38,7 +38,8 @@ def _cmd_tiny_pair(args: argparse.Namespace) -> None:
 def _cmd_serve(args: argparse.Namespace) -> None:
     from dflash_sglang import preset_launch, presets
 
-    command = preset_launch.launch_command(presets.load(args.preset), args.model_path, args.draft_path, args.extra)
+    command = preset_launch.launch_command(presets.load(args.preset), args.model_path, args.draft_path, args.extra,
+                                           long_context=args.long_context)
     if args.dry_run:
         print(command.shell())
     else:
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("extra", nargs="*", help="after --: more sglang.launch_server arguments (they win)")
     serve.set_defaults(func=_cmd_serve)
 
+    serve.add_argument("--long-context", action="store_true",
+                       help="add the preset's draft window (--speculative-draft-window-size), the cards' tip for "
+                            "long-context and agentic work")
     doctor = sub.add_parser("doctor", help="check SGLang, the plugin, the device and optionally a drafter")
     doctor.add_argument("--draft-path", type=Path, default=None, help="drafter directory to check")
     doctor.add_argument("--model-path", type=Path, default=None, help="its target's directory")

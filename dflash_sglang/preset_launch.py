@@ -21,12 +21,12 @@ from dflash_sglang.bundled import tiny_pair
 from dflash_sglang.errors import UserError
 from dflash_sglang.presets import BUNDLED_PREFIX, Preset
 
+WINDOW_FLAG = "--speculative-draft-window-size"
 Flag = tuple[str, "str | None"]  # ("--tp-size", "1"); ("--trust-remote-code", None) for a switch
 CPU_DRAFT_BACKEND = "torch_native"
 # Preset field -> SGLang 0.5.23 flag, in the order they are printed.
 FIELD_FLAGS = (
     ("block_size", "--speculative-num-draft-tokens"),
-    ("draft_window", "--speculative-draft-window-size"),
     ("attention_backend", "--attention-backend"),
     ("draft_attention_backend", "--speculative-draft-attention-backend"),
     ("mamba_strategy", "--mamba-radix-cache-strategy"),
@@ -85,12 +85,22 @@ def model_dir(flag: str, given: Path | None, preset: Preset, role: str) -> str:
     return default
 
 
-def preset_flags(preset: Preset) -> list[Flag]:
+def preset_flags(preset: Preset, long_context: bool = False) -> list[Flag]:
     pairs: list[Flag] = [("--speculative-algorithm", "DFLASH")]
     pairs += [(flag, str(getattr(preset, name))) for name, flag in FIELD_FLAGS if getattr(preset, name) is not None]
+    if long_context:
+        pairs.append((WINDOW_FLAG, str(long_context_window(preset))))
     if preset.trust_remote_code:
         pairs.append(("--trust-remote-code", None))
     return pairs + flag_pairs(preset.extra_args)
+
+
+def long_context_window(preset: Preset) -> int:
+    """The preset's draft window, for `--long-context`: the card's tip, off by default as on the card."""
+    if preset.draft_window is None:
+        raise UserError(f"--long-context: expected a preset whose model card gives the draft-window tip, got "
+                        f"{preset.name}, which has no draft_window; pass -- {WINDOW_FLAG} N instead")
+    return preset.draft_window
 
 
 def cpu_flags(preset: Preset) -> list[Flag]:
@@ -102,12 +112,12 @@ def cpu_flags(preset: Preset) -> list[Flag]:
 
 
 def launch_command(preset: Preset, model_path: Path | None = None, draft_path: Path | None = None,
-                   extra: Sequence[str] = ()) -> LaunchCommand:
+                   extra: Sequence[str] = (), long_context: bool = False) -> LaunchCommand:
     pairs: list[Flag] = [
         ("--model-path", model_dir("--model-path", model_path, preset, "target")),
         ("--speculative-draft-model-path", model_dir("--draft-path", draft_path, preset, "drafter")),
     ]
-    pairs = with_flags(pairs + preset_flags(preset), cpu_flags(preset))
+    pairs = with_flags(pairs + preset_flags(preset, long_context), cpu_flags(preset))
     tokens = [token for flag, value in pairs for token in ((flag,) if value is None else (flag, value))]
     env = dict(preset.env)
     env.update(harness.environment())  # {} on a GPU host

@@ -29,7 +29,7 @@ class Preset:
     attention_backend: str | None = None
     draft_attention_backend: str | None = None
     mamba_strategy: str | None = None  # --mamba-radix-cache-strategy, for hybrid (Mamba/GDN) targets
-    draft_window: int | None = None  # --speculative-draft-window-size, for long context
+    draft_window: int | None = None  # --speculative-draft-window-size, added by `serve --long-context` only
     tp_size: int | None = None
     mem_fraction: float | None = None  # --mem-fraction-static
     dtype: str | None = None

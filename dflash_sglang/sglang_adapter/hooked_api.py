@@ -34,6 +34,7 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "._maybe_collect_customized_info": ("self", "i", "req", "logits_output"),
     "sglang.srt.managers.tokenizer_manager.TokenizerManager._accumulate_request_meta_info":
         ("meta_info", "state", "key", "values"),
+    "sglang.srt.managers.schedule_batch.Req.update_spec_correct_drafts_histogram": ("self", "num_correct_drafts"),
     # request_checks.py
     f"{_SPEC}.dflash_utils.validate_dflash_request": ("req", "enable_overlap"),
     # startup.py, cpu/platform_guard.py
@@ -81,6 +82,9 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.platforms.current_platform": None,
     "sglang.srt.runtime_context.get_exec": (),
     "sglang.srt.runtime_context.get_parallel": (),
+    # draft_window.py
+    "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("size", "max_context_len", "device", "enable_memory_saver"),
+    "sglang.srt.runtime_context.get_schedule": (),
     "sglang.srt.utils.common.get_available_gpu_memory": ("device", "gpu_id"),
     "sglang.srt.managers.tp_worker.TpModelWorker.init_cuda_graphs": ("self", "capture_decode_cuda_graph"),
     # sampling.py

@@ -10,6 +10,7 @@ import os
 import re
 
 from dflash_sglang.config import DFlashConfig, read_config_json
+from dflash_sglang.sglang_adapter.draft_window import check_window
 from dflash_sglang.sglang_adapter.serving_config import serving_config
 from dflash_sglang.log import log_once
 
@@ -50,6 +51,24 @@ def fitted_config(model_path: str, draft_path: str, block_size: int) -> DFlashCo
         raise StartupError(f"drafter {draft_path!r} does not fit target {model_path!r}: {err}") from None
 
 
+def checked_window(cfg, local: bool) -> None:
+    """--speculative-draft-window-size against the block size, before SGLang raises its own traceback.
+    The block size is the flag's, else (local drafter) the checkpoint's; a hub-id drafter's is unknown here."""
+    window = cfg.speculative_draft_window_size
+    if window is None:
+        return
+    block = cfg.speculative_num_draft_tokens or cfg.speculative_dflash_block_size
+    if block is None and local:
+        try:
+            block = DFlashConfig.from_dirs(cfg.speculative_draft_model_path, cfg.model_path).block_size
+        except ValueError:
+            block = None  # a drafter that does not fit: fitted_config reports it once SGLang has run
+    try:
+        check_window(int(window), None if block is None else int(block))
+    except ValueError as err:
+        raise StartupError(str(err)) from None
+
+
 def handle_speculative_decoding(original, server_args, *args, **kwargs):
     """AROUND SGLang's speculative argument handling (which reads the draft config first thing):
     for DFLASH, the paths before it runs, the fit once it has resolved the block size."""
@@ -59,6 +78,7 @@ def handle_speculative_decoding(original, server_args, *args, **kwargs):
     if (cfg.speculative_algorithm or "").upper() != "DFLASH":
         return original(server_args, *args, **kwargs)
     local = local_paths(cfg.model_path, cfg.speculative_draft_model_path)
+    checked_window(cfg, local)
     result = original(server_args, *args, **kwargs)
     if local:
         cfg = resolving_view(server_args)

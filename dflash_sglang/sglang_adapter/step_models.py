@@ -15,6 +15,7 @@ from sglang.srt.model_executor.forward_batch_info import CaptureHiddenMode, Forw
 from sglang.srt.speculative.dflash_info import DFlashVerifyInput
 from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
 
+from dflash_sglang.sglang_adapter.draft_window import DraftWindow
 from dflash_sglang.spec.step import TargetOutput
 from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
 
@@ -29,6 +30,7 @@ class Runners:
     embed: torch.nn.Module  # the target's input embedding
     lm_head_weight: torch.Tensor  # [vocab, hidden] the target's output head
     input_embedding_scale: float
+    draft_window: DraftWindow | None = None  # --speculative-draft-window-size; None: the whole context
 
 
 def block_slots(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, seq_lens: torch.Tensor,
@@ -65,13 +67,13 @@ class SGLangStepModels:
 
     def _draft_forward_batch(self, block: DraftBlock, embeds: torch.Tensor) -> ForwardBatch:
         bs, blk = block.block_ids.shape
-        seq_lens_cpu = self.seq_lens_cpu
+        seq_lens, seq_lens_cpu = self._draft_seq_lens(block)
         forward_batch = ForwardBatch(
             forward_mode=ForwardMode.TARGET_VERIFY,
             batch_size=bs,
             input_ids=block.block_ids.flatten(),
             req_pool_indices=self.batch.req_pool_indices,
-            seq_lens=block.seq_lens,
+            seq_lens=seq_lens,
             out_cache_loc=self.slots.flatten(),
             seq_lens_sum=int(seq_lens_cpu.sum()),
             seq_lens_cpu=seq_lens_cpu,
@@ -87,6 +89,15 @@ class SGLangStepModels:
         )
         self.r.draft_runner.kv_index_translator.bind_own_plan(forward_batch)
         return forward_batch
+
+    def _draft_seq_lens(self, block: DraftBlock) -> tuple[torch.Tensor, torch.Tensor]:
+        """[bs] context tokens the draft pass reads (device, host): all, or the window (draft_window.py)."""
+        window = self.r.draft_window
+        if window is None:
+            return block.seq_lens, self.seq_lens_cpu
+        return window.compact(self.r.draft_runner.req_to_token_pool.req_to_token,
+                              self.r.target_worker.model_runner.req_to_token_pool.req_to_token,
+                              self.batch.req_pool_indices, block.seq_lens, self.seq_lens_cpu)
 
     def verify(self, candidates: Candidates) -> TargetOutput:
         bs, blk = candidates.tokens.shape

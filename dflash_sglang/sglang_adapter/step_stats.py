@@ -5,6 +5,10 @@ when streaming, while ours has one value per speculative *step*. So the schedule
 value token-aligned (at the step's last token, None elsewhere, prefill's token included), and the
 tokenizer side drops the Nones when it accumulates the chunks: `meta_info["dflash_acceptance_lengths"]`
 is then the per-step list so far, in every chunk and in the final response.
+
+SGLang's own workers (`DFLASH_SGLANG_IMPL=builtin`, NGRAM) report no per-step lengths, but the scheduler
+updates each request's histogram once per step with the step's correct drafts: that step's length is
+those plus the bonus token, recorded the same way, so the builtin and ours compare step by step.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ ACCEPTANCE_KEY = "dflash_acceptance_lengths"
 COLLECT = ("sglang.srt.managers.scheduler_components.batch_result_processor."
            "SchedulerBatchResultProcessor._maybe_collect_customized_info")
 ACCUMULATE = "sglang.srt.managers.tokenizer_manager.TokenizerManager._accumulate_request_meta_info"
+HISTOGRAM = "sglang.srt.managers.schedule_batch.Req.update_spec_correct_drafts_histogram"
+PENDING_ATTR = "_dflash_sglang_step_length"  # on a Req: its last step's length, until collected
 
 
 def token_aligned(previous: list, num_output_tokens: int, step_length: int) -> list:
@@ -21,22 +27,35 @@ def token_aligned(previous: list, num_output_tokens: int, step_length: int) -> l
 
 
 def collect_customized_info(original, processor, i, req, logits_output):
+    pending = req.__dict__.pop(PENDING_ATTR, None)
     info = getattr(logits_output, "customized_info", None)
     if not info or ACCEPTANCE_KEY not in info:
-        return original(processor, i, req, logits_output)
+        original(processor, i, req, logits_output)
+        if pending is not None:  # a worker without lengths of its own (SGLang's builtin)
+            record_step(req, pending)
+        return
     lengths = info.pop(ACCEPTANCE_KEY)
     try:
         if info:
             original(processor, i, req, logits_output)
     finally:
         info[ACCEPTANCE_KEY] = lengths
+    record_step(req, int(lengths[i]))
+
+
+def record_step(req, step_length: int) -> None:
     if req.customized_info is None:
         req.customized_info = {}
     previous = req.customized_info.get(ACCEPTANCE_KEY, [])
     # A request that stops inside a block keeps fewer tokens than the step committed (finished_len):
     # the step's value goes at its last *visible* token, which the streamer does not slice away.
     visible = req.finished_len if req.finished_len is not None else len(req.output_ids)
-    req.customized_info[ACCEPTANCE_KEY] = token_aligned(previous, visible, int(lengths[i]))
+    req.customized_info[ACCEPTANCE_KEY] = token_aligned(previous, visible, step_length)
+
+
+def note_step(original, req, num_correct_drafts):
+    original(req, num_correct_drafts)
+    req.__dict__[PENDING_ATTR] = int(num_correct_drafts) + 1  # the accepted drafts and the bonus token
 
 
 def accumulate_request_meta_info(original, meta_info, state, key, values):
@@ -50,3 +69,4 @@ def install() -> None:
 
     HookRegistry.register(COLLECT, collect_customized_info, HookType.AROUND)
     HookRegistry.register(ACCUMULATE, accumulate_request_meta_info, HookType.AROUND)
+    HookRegistry.register(HISTOGRAM, note_step, HookType.AROUND)

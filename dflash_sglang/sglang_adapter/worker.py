@@ -23,6 +23,7 @@ from sglang.srt.speculative.draft_worker_common import build_draft_tp_worker, ma
 from dflash_sglang import __version__
 from dflash_sglang.config import DFlashConfig
 from dflash_sglang.log import get_logger
+from dflash_sglang.sglang_adapter import draft_window
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
 from dflash_sglang.sglang_adapter.sampling import sampling_params, sampling_rule
@@ -32,7 +33,8 @@ from dflash_sglang.sglang_adapter.startup_hint import startup_stage
 from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY
 from dflash_sglang.spec.step import StepInput, speculative_step
 
-CONSTRUCTED_LINE = "dflash-sglang %s DFLASH worker: block %d, target layers %s, mask token %d, drafter %s on %s"
+CONSTRUCTED_LINE = ("dflash-sglang %s DFLASH worker: block %d, target layers %s, mask token %d, drafter %s on %s, "
+                    "%s")
 
 
 class DFlashWorker(BaseSpecWorker):
@@ -54,9 +56,21 @@ class DFlashWorker(BaseSpecWorker):
             )
         self._draft_worker = bundle.draft_worker
         self.draft_runner = bundle.draft_model_runner
-        self.runners = _resolve_runners(target_worker, bundle, self.config)
+        self.draft_window = draft_window.from_server_args(self.block_size)
+        self.runners = _resolve_runners(target_worker, bundle, self.config, self.draft_window)
         get_logger().info(CONSTRUCTED_LINE, __version__, self.block_size, list(self.config.target_layer_ids),
-                          self.config.mask_token_id, self.config.architecture, self.device)
+                          self.config.mask_token_id, self.config.architecture, self.device,
+                          draft_window.describe(self.draft_window))
+
+    def alloc_memory_pool(self, memory_pool_config=None, req_to_token_pool=None, token_to_kv_pool_allocator=None):
+        """With a draft window the drafter gets its own compact req-to-token table (draft_window.py)."""
+        draft_pool = req_to_token_pool
+        if self.draft_window is not None and req_to_token_pool is not None:
+            draft_pool = self.draft_window.make_pool(req_to_token_pool)
+        self._draft_worker.alloc_memory_pool(memory_pool_config=memory_pool_config, req_to_token_pool=draft_pool,
+                                             token_to_kv_pool_allocator=token_to_kv_pool_allocator)
+        self.req_to_token_pool = req_to_token_pool
+        self.token_to_kv_pool_allocator = token_to_kv_pool_allocator
 
     @startup_stage("attention backends")
     def init_attention_backends(self) -> None:
@@ -152,7 +166,7 @@ def _check_feature_capture(target_model, config: DFlashConfig) -> None:
                          f"{list(config.target_layer_ids)}), got {captured} from SGLang's configuration")
 
 
-def _resolve_runners(target_worker, bundle, config: DFlashConfig) -> Runners:
+def _resolve_runners(target_worker, bundle, config: DFlashConfig, window) -> Runners:
     target_model = target_worker.model_runner.model
     return Runners(
         target_worker=target_worker,
@@ -163,6 +177,7 @@ def _resolve_runners(target_worker, bundle, config: DFlashConfig) -> Runners:
         input_embedding_scale=config.input_embedding_scale,
     )
 
+        draft_window=window,
 
 def _extend_positions(prefix_lens: list[int], extend_lens: list[int], device) -> torch.Tensor:
     """[num_tokens] absolute positions of the extended tokens, request after request."""

@@ -1,4 +1,4 @@
-"""Issue 4: a DFLASH launch with a bad draft ends start-up with one line naming the problem."""
+"""Issues 4 and 10: a DFLASH launch with a bad draft or draft window ends start-up with one line naming the problem."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _drafter_copy(drafter: Path, tmp: Path, name: str, **changes) -> Path:
 
 @pytest.fixture(scope="module")
 def failed_launches(pair, tmp_path_factory) -> dict[str, str]:
-    """All four bad launches at once (each spends ~20 s importing SGLang before it fails)."""
+    """All bad launches at once (each spends ~20 s importing SGLang before it fails)."""
     target, drafter = pair
     tmp = tmp_path_factory.mktemp("bad-drafters")
     cases = {
@@ -38,6 +38,8 @@ def failed_launches(pair, tmp_path_factory) -> dict[str, str]:
         "hidden-size": dflash_args(_drafter_copy(drafter, tmp, "wide", hidden_size=2 * _hidden(drafter))),
         "layer-ids": dflash_args(_drafter_copy(drafter, tmp, "deep", target_layer_ids=[1, 99])),
         "block-size-1": dflash_args(drafter, block_size=1),
+        "window-0": dflash_args(drafter) + ("--speculative-draft-window-size", "0"),
+        "window-below-block": dflash_args(drafter) + ("--speculative-draft-window-size", "4"),
     }
     servers = {name: launch(target, args, log_path=tmp / f"{name}.log") for name, args in cases.items()}
     deadline = time.monotonic() + 300
@@ -60,6 +62,8 @@ def _hidden(drafter: Path) -> int:
         ("hidden-size", ["hidden_size", "the target's hidden_size"]),
         ("layer-ids", ["target_layer_ids", "99"]),
         ("block-size-1", ["--speculative-num-draft-tokens", "expected >= 2, got 1"]),
+        ("window-0", ["--speculative-draft-window-size", "expected a positive number of tokens, got 0"]),
+        ("window-below-block", ["--speculative-draft-window-size", "expected at least the block size", "got 4"]),
     ],
 )
 def test_bad_draft_ends_startup_with_one_line(failed_launches, case, fragments):

@@ -144,3 +144,25 @@ def test_missing_local_path_is_one_line_error(tmp_path):
 def test_preset_without_a_target_id_asks_for_a_path():
     result = run_cli("serve", "--preset", "kimi-k2.5", "--dry-run")
     assert_one_line_error(result, "the seeds give no hub id for the target of Kimi-K2.5; pass --model-path DIR")
+
+
+@pytest.mark.parametrize("command", seed_commands.load(), ids=lambda c: c.id)
+def test_a_card_with_the_window_tip_gives_its_preset_a_draft_window(command):
+    """Issue 10: the tip's window is the preset's `draft_window`, documented, and only `--long-context` adds it."""
+    drafter = flag_value(command.argv, "--speculative-draft-model-path")
+    [preset] = [presets.load(n) for n in presets.names() if presets.load(n).drafter == drafter]
+    if not command.tip_flags:
+        assert preset.draft_window is None
+        return
+    assert preset.draft_window is not None and preset.draft_window >= (preset.block_size or 16)
+    assert command.seed in dict(preset.source)["draft_window"]
+    _, argv = _dry_run("--preset", preset.name)
+    assert flag_value(argv, "--speculative-draft-window-size") is None  # the card's command has no window
+    _, argv = _dry_run("--preset", preset.name, "--long-context")
+    assert flag_value(argv, "--speculative-draft-window-size") == str(preset.draft_window)
+
+
+def test_long_context_without_a_window_tip_is_one_line():
+    result = run_cli("serve", "--preset", "tiny", "--long-context", "--dry-run")
+    assert_one_line_error(result, "--long-context: expected a preset whose model card gives the draft-window tip",
+                          "got tiny", "--speculative-draft-window-size N")
