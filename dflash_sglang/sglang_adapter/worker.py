@@ -175,9 +175,8 @@ def _resolve_runners(target_worker, bundle, config: DFlashConfig, window) -> Run
         embed=target_model.get_input_embeddings(),
         lm_head_weight=target_model.lm_head.weight,
         input_embedding_scale=config.input_embedding_scale,
-    )
-
         draft_window=window,
+    )
 
 def _extend_positions(prefix_lens: list[int], extend_lens: list[int], device) -> torch.Tensor:
     """[num_tokens] absolute positions of the extended tokens, request after request."""
