@@ -75,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model-path", type=Path, default=None, help="local target directory (default: preset's id)")
     serve.add_argument("--draft-path", type=Path, default=None, help="local drafter directory (default: preset's id)")
     serve.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
-    serve.add_argument("extra", nargs="*", help="after --: more sglang.launch_server arguments (they win)")
-    serve.set_defaults(func=_cmd_serve)
-
     serve.add_argument("--long-context", action="store_true",
                        help="add the preset's draft window (--speculative-draft-window-size), the cards' tip for "
                             "long-context and agentic work")
+    serve.add_argument("extra", nargs="*", help="after --: more sglang.launch_server arguments (they win)")
+    serve.set_defaults(func=_cmd_serve)
+
     doctor = sub.add_parser("doctor", help="check SGLang, the plugin, the device and optionally a drafter")
     doctor.add_argument("--draft-path", type=Path, default=None, help="drafter directory to check")
     doctor.add_argument("--model-path", type=Path, default=None, help="its target's directory")

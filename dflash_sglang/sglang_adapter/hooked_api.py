@@ -82,11 +82,11 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.platforms.current_platform": None,
     "sglang.srt.runtime_context.get_exec": (),
     "sglang.srt.runtime_context.get_parallel": (),
+    "sglang.srt.utils.common.get_available_gpu_memory": ("device", "gpu_id"),
+    "sglang.srt.managers.tp_worker.TpModelWorker.init_cuda_graphs": ("self", "capture_decode_cuda_graph"),
     # draft_window.py
     "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("size", "max_context_len", "device", "enable_memory_saver"),
     "sglang.srt.runtime_context.get_schedule": (),
-    "sglang.srt.utils.common.get_available_gpu_memory": ("device", "gpu_id"),
-    "sglang.srt.managers.tp_worker.TpModelWorker.init_cuda_graphs": ("self", "capture_decode_cuda_graph"),
     # sampling.py
     "sglang.srt.sampling.sampling_batch_info.SamplingBatchInfo": (
         "temperatures", "top_ps", "top_ks", "min_ps", "is_all_greedy"),
