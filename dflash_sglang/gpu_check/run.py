@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = config.log_dir or config.output.parent / "logs"
     print(f"gpu-check: {device.name} (SM {device.capability[0]}.{device.capability[1]}), "
           f"{sum(c.skip is None for c in plan)} cells to run, budget {config.budget_s / 60:.1f} min", flush=True)
-    rows, not_run, runs = run_plan(config, plan, log_dir, load_prompts(DATASET, config.num_prompts))
+    rows, not_run, runs = run_plan(config, plan, log_dir, load_prompts(DATASET, config.num_prompts), run=run_cell)
     write_json(config.output, report(config, device, rows, not_run, runs, log_dir))
     print(render(rows, not_run))
     print(f"\nreport: {config.output}\nserver logs: {log_dir}")

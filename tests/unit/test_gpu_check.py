@@ -185,6 +185,26 @@ def test_the_budget_stops_starting_cells_that_would_end_past_it():
     assert len(rows) == 12 and set(runs) == {"triton fp32 graphs on", "triton bf16 graphs on"}
 
 
+def test_a_whole_run_on_a_pretend_hopper_prints_the_table_and_writes_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    from dflash_sglang.gpu_check import run
+
+    monkeypatch.setattr(run, "cuda_device", lambda: Device("H100", (9, 0)))
+    monkeypatch.setattr(run, "run_cell", lambda config, cell, log_dir, prompts: _cell_runs([(1, 2, 3, 4)] * 2))
+    output = tmp_path / "check.json"
+    code = run.main(["--backends", "triton,trtllm_mha", "--dtypes", "fp32", "--graphs", "on", "--num-prompts", "2",
+                     "--output", str(output)])
+    assert code == 1  # the pretend builtin server "did not start"
+    out = capsys.readouterr().out
+    assert "| triton | fp32 | on | 8 | DFLASH (ours) | 8.0 | – | 2.00× | yes (2/2) |" in out
+    assert "| trtllm_mha | fp32 | on |  | not run: trtllm_mha needs SM 10.x (Blackwell), this GPU is SM 9.0 |" in out
+    report = json.loads(output.read_text())
+    assert report["device"] == {"name": "H100", "capability": [9, 0]}
+    assert [r["greedy_equals_ar"] for r in report["results"]] == ["–", "yes (2/2)", "–", "–", "yes (2/2)", "–"]
+    assert report["runs"]["triton fp32 graphs on"][0]["requests"][0]["output_ids"] == [1, 2, 3, 4]
+
+
 # --- on this host --------------------------------------------------------------------------------------
 
 def test_on_a_host_without_cuda_it_exits_2_with_one_line():
