@@ -20,13 +20,11 @@ pytestmark = in_process_sglang_marks()
 
 @pytest.fixture(scope="module")
 def kit():
-    """Load plugins the way every SGLang process does, then import the kit (it needs the GDN op stubs)."""
+    """Load plugins the way every SGLang process does (that registers the GDN ops the kit's imports read),
+    then import the kit."""
     from sglang.srt.plugins import load_plugins
 
     load_plugins()
-    from dflash_sglang.sglang_adapter.cpu import ops
-
-    ops.register_missing(ops.IMPORT_ONLY_OPS, what="import-only stubs")
     from sglang.test.kits.attention_unittest.attention_methods import dense_attention
     from sglang.test.kits.attention_unittest.runner_modes import speculative_target_verify_runner
 

@@ -47,28 +47,6 @@ SPEC_OPS = (
 )
 
 
-def _gdn_unsupported(*args, **kwargs):
-    raise NotImplementedError(
-        "Gated-DeltaNet linear attention has no CPU kernel here: dflash-sglang registers "
-        "sgl_kernel.fused_gdn_gating_cpu / fused_sigmoid_gating_delta_rule_update_cpu only so that "
-        "SGLang modules which look them up at import time can be imported."
-    )
-
-
-# SGLang's GDN modules (and so its attention test kit) read these two ops at import time. We do not
-# implement them; the stubs let the import succeed and fail loudly if anything ever calls them.
-# `install()` does not register them: serving DFLASH/NGRAM never needs them; the kit test does.
-IMPORT_ONLY_OPS = (
-    ("fused_gdn_gating_cpu",
-     "(Tensor A_log, Tensor a, Tensor b, Tensor dt_bias) -> (Tensor, Tensor)",
-     _gdn_unsupported),
-    ("fused_sigmoid_gating_delta_rule_update_cpu",
-     "(Tensor A_log, Tensor dt_bias, Tensor q, Tensor k, Tensor v, Tensor a, Tensor b, "
-     "Tensor initial_state_source, Tensor initial_state_indices, Tensor cu_seqlens, "
-     "bool use_qk_l2norm_in_kernel, float softplus_beta=1.0, float softplus_threshold=20.0) -> Tensor",
-     _gdn_unsupported),
-)
-
 _library: torch.library.Library | None = None  # kept alive: dropping it would unregister our ops
 _CPU_KEYS = ("CPU", "CompositeExplicitAutograd", "CompositeImplicitAutograd")
 
