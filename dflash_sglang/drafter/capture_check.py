@@ -63,7 +63,8 @@ def check_capturable(fn: Callable[..., torch.Tensor], *args) -> torch.Tensor:
     try:
         fn(*[to_meta(a) for a in args])
     except (RuntimeError, NotImplementedError) as err:
-        raise NotCapturableError(f"{name} needs device data on the host: {_first_line(err)}") from None
+        raise NotCapturableError(f"{name} fails without device data (a host read or a data-dependent shape): "
+                                 f"{_first_line(err)}") from None
     torch._dynamo.reset()  # a cached trace of an earlier `fn` must not stand in for this one
     try:
         return torch.compile(fn, fullgraph=True, backend="eager", dynamic=False)(*args)
