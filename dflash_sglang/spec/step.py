@@ -6,12 +6,13 @@ block pass, the target's verify pass, and the commit of accepted tokens into bot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
 
 from dflash_sglang.spec.block import make_draft_block
+from dflash_sglang.spec.logit_processing import LogitFeatures, process_logits
 from dflash_sglang.spec.posterior import SamplingParams
 from dflash_sglang.spec.rules import REJECTION, accept_verified, draw_drafts
 from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
@@ -45,6 +46,7 @@ class StepInput:
     block_size: int
     mask_token_id: int
     rule: str = REJECTION  # accept rule for sampled requests (spec/rules.py)
+    features: LogitFeatures | None = None  # penalties, grammars, bias (spec/logit_processing.py); None: off
 
     @staticmethod
     def make_dummy(anchors: list[int], seq_lens: list[int], block_size: int = 4, mask_token_id: int = 2) -> "StepInput":
@@ -57,6 +59,8 @@ def speculative_step(models: StepModels, step: StepInput, generator: torch.Gener
     block = make_draft_block(step.anchors, step.seq_lens, step.block_size, step.mask_token_id)
     candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
     target = models.verify(candidates)
+    # at each position, the distribution AR would sample from after the same tokens
+    target = replace(target, logits=process_logits(target.logits, candidates, step.features))
     acceptance = accept_verified(candidates, target.logits, step.sampling, step.rule, generator)
     models.commit(candidates, acceptance, target)
     return acceptance
