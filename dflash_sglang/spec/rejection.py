@@ -7,8 +7,8 @@ emits a sample of the normalised residual max(0, p_k - q_k), and a fully accepte
 sample of p at the last position. The emitted tokens are distributed as the target's for any q, and a
 draft is accepted with probability 1 - TV(p_k, q_k) instead of p_k(argmax q_k).
 
-The sampler computes the exact joint distribution of (accepted drafts n, emitted token) per request
-and draws one outcome from it, so the unit tests can check that very distribution by enumeration.
+The sampler draws the number of accepted drafts n from its exact distribution, then the emitted token
+from the residual at n; `outcome_probs` is their joint law, which the unit tests check by enumeration.
 """
 
 from __future__ import annotations
@@ -52,24 +52,40 @@ def residual_distribution(
     return torch.where(mass > 0, residual / mass.clamp_min(torch.finfo(p.dtype).tiny), p)
 
 
-def outcome_probs(inputs: RejectionInput) -> torch.Tensor:  # [bs, blk, vocab]
-    """[i, n, t]: probability that request i accepts exactly n drafts and then emits token t."""
-    bs, num_drafts = inputs.drafts.shape
+def accepted_count_probs(inputs: RejectionInput) -> torch.Tensor:  # [bs, blk]
+    """[i, n]: probability that request i accepts exactly n drafts (then emits one residual token)."""
     p, q = inputs.target_probs.float(), inputs.draft_probs.float()
     index = inputs.drafts[..., None].long()  # [bs, blk-1, 1]
     alpha = acceptance_probability(p[:, :-1].gather(-1, index)[..., 0], q.gather(-1, index)[..., 0])  # [bs, blk-1]
-    ones = alpha.new_ones(bs, 1)
+    ones = alpha.new_ones(alpha.shape[0], 1)
     reach = torch.cat([ones, alpha.cumprod(dim=1)], dim=1)  # [bs, blk] P(first n drafts accepted)
     stop = torch.cat([1.0 - alpha, ones], dim=1)  # [bs, blk] P(draft n+1 rejected | reached); none left: 1
-    q_padded = torch.cat([q, torch.zeros_like(q[:, :1])], dim=1)  # [bs, blk, vocab] after a full block: p
-    return (reach * stop)[..., None] * residual_distribution(p, q_padded)  # [bs, blk, vocab]
+    return reach * stop
+
+
+def residual_at(inputs: RejectionInput, accepted: torch.Tensor) -> torch.Tensor:  # [bs, vocab]
+    """The emitted token's distribution after `accepted` [bs] drafts: norm(max(0, p - q)), or p after all."""
+    bs, blk, vocab = inputs.target_probs.shape
+    index = accepted.long()[:, None, None].expand(bs, 1, vocab)  # [bs, 1, vocab]
+    p = inputs.target_probs.float().gather(1, index)[:, 0]  # [bs, vocab]
+    q_padded = torch.cat([inputs.draft_probs.float(), p.new_zeros(bs, 1, vocab)], dim=1)  # after a full block: p
+    return residual_distribution(p, q_padded.gather(1, index)[:, 0])
+
+
+def outcome_probs(inputs: RejectionInput) -> torch.Tensor:  # [bs, blk, vocab]
+    """[i, n, t]: probability that request i accepts exactly n drafts and then emits token t."""
+    bs, blk, _ = inputs.target_probs.shape
+    counts = accepted_count_probs(inputs)  # [bs, blk]
+    residuals = torch.stack([residual_at(inputs, counts.new_full((bs,), n, dtype=torch.long))
+                             for n in range(blk)], dim=1)  # [bs, blk, vocab]
+    return counts[..., None] * residuals
 
 
 def accept_by_rejection(inputs: RejectionInput, generator: torch.Generator | None = None) -> Acceptance:
-    bs, blk, vocab = inputs.target_probs.shape
-    joint = outcome_probs(inputs).view(bs, blk * vocab)  # [bs, blk*vocab]
-    outcome = torch.multinomial(joint, num_samples=1, generator=generator)[:, 0]  # [bs]
-    accepted, bonus = outcome // vocab, outcome % vocab  # [bs] each
+    """Draws n from accepted_count_probs, then the emitted token from the residual at n: the joint law is
+    outcome_probs, without materialising a residual at every block position."""
+    accepted = torch.multinomial(accepted_count_probs(inputs), num_samples=1, generator=generator)[:, 0]  # [bs]
+    bonus = torch.multinomial(residual_at(inputs, accepted), num_samples=1, generator=generator)[:, 0]  # [bs]
     return Acceptance(accepted=accepted, bonus=bonus, out_tokens=commit_tokens(inputs.drafts, accepted, bonus))
 
 

@@ -1,5 +1,9 @@
-"""Issue 4: sampling with DFLASH keeps the target's distribution. Over a few thousand seeded samples on
-a 16-token vocabulary, the first and second generated tokens are distributed as under AR sampling."""
+"""Issues 4 and 15: sampling with DFLASH keeps the target's distribution. Over a few thousand seeded
+samples on a 16-token vocabulary, each of the first three generated tokens is distributed as under AR
+sampling (chi-squared), at temperatures 0.7 and 1.0, with and without top-p 0.9.
+
+Our worker drafts from the drafter's own distribution and accepts by rejection (spec/rejection.py).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,16 @@ from helpers.tiny_vocab_pair import BLOCK, VOCAB, make_tiny_vocab_pair
 
 pytestmark = pytest.mark.e2e
 
-SAMPLES = 2000
+SAMPLES, BATCH, TOKENS = 1000, 500, 3  # enough to resolve a 16-token marginal; exactness is the unit tests' job
 PROMPT = [3, 7, 1, 12, 5]
-SERVER_ARGS = FP32 + ("--skip-tokenizer-init", "--random-seed", "0", "--max-running-requests", "64")
+SERVER_ARGS = FP32 + ("--skip-tokenizer-init", "--random-seed", "0", "--max-running-requests", "250")
+SAMPLINGS = {
+    "T1.0": {"temperature": 1.0},
+    "T1.0-top-p0.9": {"temperature": 1.0, "top_p": 0.9},
+    "T0.7": {"temperature": 0.7},
+    "T0.7-top-p0.9": {"temperature": 0.7, "top_p": 0.9},
+    "T1.0-top-k5-top-p0.9-min-p0.05": {"temperature": 1.0, "top_k": 5, "top_p": 0.9, "min_p": 0.05},
+}
 
 
 @pytest.fixture(scope="module")
@@ -23,36 +34,53 @@ def vocab_pair(tmp_path_factory):
     return make_tiny_vocab_pair(tmp_path_factory.mktemp("tiny-vocab"))
 
 
-def _sample(server, **sampling) -> tuple[np.ndarray, list[int]]:
-    """[SAMPLES, 2] the first two generated tokens of SAMPLES independent requests, and the acceptance
+def _dflash_args(drafter) -> tuple[str, ...]:
+    return SERVER_ARGS + ("--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
+                          "--speculative-num-draft-tokens", str(BLOCK))
+
+
+def _sample(server, sampling: dict) -> tuple[np.ndarray, list[int]]:
+    """[SAMPLES, TOKENS] the first generated tokens of SAMPLES independent requests, and the acceptance
     length of each request's first speculative step (empty for AR)."""
     out, first_steps = [], []
-    for start in range(0, SAMPLES, 500):
+    for start in range(0, SAMPLES, BATCH):
         batch = post_json(server.base_url, "/generate", {
-            "input_ids": [PROMPT] * min(500, SAMPLES - start),
-            "sampling_params": {"max_new_tokens": 2, "temperature": 1.0, "ignore_eos": True, **sampling}})
-        out += [r["output_ids"][:2] for r in batch]
+            "input_ids": [PROMPT] * min(BATCH, SAMPLES - start),
+            "sampling_params": {"max_new_tokens": TOKENS, "ignore_eos": True, **sampling}})
+        out += [r["output_ids"][:TOKENS] for r in batch]
         first_steps += [r["meta_info"]["dflash_acceptance_lengths"][0] for r in batch
                         if r["meta_info"].get("dflash_acceptance_lengths")]
     return np.array(out), first_steps
 
 
-def _p_value(a: np.ndarray, b: np.ndarray) -> float:
-    table = np.stack([np.bincount(a, minlength=VOCAB), np.bincount(b, minlength=VOCAB)])
-    return chi2_contingency(table[:, table.sum(0) > 0]).pvalue
+@pytest.fixture(scope="module")
+def ar_samples() -> dict[str, np.ndarray]:
+    return {}  # per sampling: AR's tokens, taken on first use
 
 
-@pytest.mark.parametrize("sampling", [{}, {"top_k": 5, "top_p": 0.9, "min_p": 0.05}], ids=["plain", "top-k-top-p-min-p"])
-def test_first_and_second_token_distributions_match_ar(module_servers, vocab_pair, sampling):
+def _ar(module_servers, target, samples: dict[str, np.ndarray], name: str) -> np.ndarray:
+    if name not in samples:
+        samples[name] = _sample(module_servers.get("tiny-vocab-ar", target, SERVER_ARGS), SAMPLINGS[name])[0]
+    return samples[name]
+
+
+def _p_values(ours: np.ndarray, theirs: np.ndarray) -> list[float]:
+    """One chi-squared p-value per token position."""
+    values = []
+    for k in range(TOKENS):
+        table = np.stack([np.bincount(ours[:, k], minlength=VOCAB), np.bincount(theirs[:, k], minlength=VOCAB)])
+        values.append(chi2_contingency(table[:, table.sum(0) > 0]).pvalue)
+    return values
+
+
+@pytest.mark.parametrize("name", list(SAMPLINGS))
+def test_first_three_token_distributions_match_ar(module_servers, vocab_pair, ar_samples, name):
     target, drafter = vocab_pair
-    ar = module_servers.get("tiny-vocab-ar", target, SERVER_ARGS)
-    dflash = module_servers.get("tiny-vocab-dflash", target, SERVER_ARGS + (
-        "--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
-        "--speculative-num-draft-tokens", str(BLOCK)))
-    (ours, steps), (theirs, _) = _sample(dflash, **sampling), _sample(ar, **sampling)
-    p_first, p_second = _p_value(ours[:, 0], theirs[:, 0]), _p_value(ours[:, 1], theirs[:, 1])
+    theirs = _ar(module_servers, target, ar_samples, name)
+    ours, steps = _sample(module_servers.get("tiny-vocab-dflash", target, _dflash_args(drafter)), SAMPLINGS[name])
+    p_values = _p_values(ours, theirs)
     accept_rate = sum(n >= 2 for n in steps) / len(steps)  # the first draft token was accepted
-    print(f"{sampling}: p(first)={p_first:.3f} p(second)={p_second:.3f} first-draft acceptance={accept_rate:.2f}")
-    assert p_first > 0.001 and p_second > 0.001
-    assert len(steps) == SAMPLES and accept_rate > 0.02  # second tokens really went through accept
+    print(f"{name}: p-values {[round(p, 3) for p in p_values]} first-draft acceptance={accept_rate:.2f}")
+    assert min(p_values) > 0.001
+    assert len(steps) == SAMPLES and accept_rate > 0.05  # later tokens really went through accept
     assert len(np.unique(theirs[:, 1])) > 2  # the target really samples: not a near one-hot distribution

@@ -1,0 +1,137 @@
+"""Sampled-request benchmark in alternating rounds: each method paired with AR, both servers up.
+
+    python -m dflash_sglang.benchmark.alternating --methods dflash,dflash-point-mass,builtin \\
+        --temperatures 0.7,1.0 --concurrency 1,8 --rounds 2 --output docs/benchmarks/run.json
+
+On a shared machine the load drifts over minutes, so a method's tok/s is only comparable with AR's
+measured in the same minutes. For each method, AR's server and the method's are up together (this
+machine holds two servers at a time: one AR server stays up, the methods' servers take turns); every
+round runs each temperature x concurrency cell on both, in alternating order. Speedup is the method's tok/s over its own AR's, over all rounds. τ does not
+depend on load. `dflash-point-mass` is our worker with DFLASH_SGLANG_SAMPLING_RULE=point-mass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+from dflash_sglang.benchmark.args import parse_config
+from dflash_sglang.benchmark.load import run_load, sampling_params, warm_up
+from dflash_sglang.benchmark.methods import recipe
+from dflash_sglang.benchmark.records import RunRecord
+from dflash_sglang.benchmark.report import environment, write_json
+from dflash_sglang.benchmark.stats import RunStats, summarize, with_speedups
+from dflash_sglang.datasets import load_prompts
+from dflash_sglang.serving import ServerProcess, launch
+
+POINT_MASS = "dflash-point-mass"
+METHODS = ("dflash", POINT_MASS, "builtin")
+LABELS = {"ar": "AR", "dflash": "DFLASH (ours, rejection)", POINT_MASS: "DFLASH (ours, point-mass rule)",
+          "builtin": "DFLASH (SGLang builtin, CPU: our torch sampling verify, point-mass rule)"}
+
+
+def _start(config, method: str, log_dir: Path) -> ServerProcess:
+    plan = recipe(config, "dflash" if method == POINT_MASS else method)
+    env = {**os.environ, **plan.env, **({"DFLASH_SGLANG_SAMPLING_RULE": "point-mass"} if method == POINT_MASS else {})}
+    # Idle servers sleep: the other server of the pair must not spin while one is measured.
+    server = launch(config.model, plan.args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
+    server.wait_ready()
+    return server
+
+
+def _phase(config, ar: ServerProcess, method: str, prompts: list[str], temperatures, rounds: int,
+           log_dir: Path) -> list[RunRecord]:
+    """`method`'s server up next to AR's; every round, every cell on both in alternating order."""
+    server = _start(config, method, log_dir)
+    try:
+        servers = {"ar": ar, method: server}
+        warm_up(server.base_url, prompts, config.warmup_requests, config.max_new_tokens)
+        runs = []
+        cells = [(t, c) for t in temperatures for c in config.concurrencies]
+        for r in range(rounds):
+            for i, (t, c) in enumerate(cells):
+                order = ("ar", method) if (r + i) % 2 == 0 else (method, "ar")  # each cell: both orders
+                for name in order:
+                    wall, requests = run_load(servers[name].base_url, prompts, c,
+                                              sampling_params(config.max_new_tokens, t, True), config.timeout_s,
+                                              desc=f"round {r + 1} {name} T={t} c={c}")
+                    runs.append(RunRecord(f"T={t:g}", name, c, wall, tuple(requests),
+                                          block_size=None if name == "ar" else config.block_size))
+        return runs
+    finally:
+        server.stop()
+
+
+def _merge(runs: list[RunRecord]) -> list[RunRecord]:
+    """One record per temperature x concurrency x method: all rounds' requests, summed wall time."""
+    merged: dict[tuple, RunRecord] = {}
+    for run in runs:
+        key = (run.dataset, run.concurrency, run.method)
+        if key in merged:
+            old = merged[key]
+            run = dataclasses.replace(old, wall_s=old.wall_s + run.wall_s, requests=old.requests + run.requests)
+        merged[key] = run
+    return list(merged.values())
+
+
+def markdown_table(phases: dict[str, list[RunStats]]) -> str:
+    lines = ["| T | c | method | tok/s | AR tok/s (same minutes) | speedup vs AR | τ |", "|---|---|---|---|---|---|---|"]
+    rows = []
+    for method, stats in phases.items():
+        ar = {(s.dataset, s.concurrency): s.output_tok_s for s in stats if s.method == "ar"}
+        rows += [(s.dataset, s.concurrency, METHODS.index(method), s, ar[(s.dataset, s.concurrency)])
+                 for s in stats if s.method == method]
+    for temp, c, _, s, ar_tok_s in sorted(rows, key=lambda row: row[:3]):
+        lines.append(f"| {temp[2:]} | {c} | {LABELS[s.method]} | {s.output_tok_s:.1f} | {ar_tok_s:.1f} | "
+                     f"{s.speedup:.2f}× | {s.tau:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dflash_sglang.benchmark.alternating")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"from {','.join(METHODS)}")
+    p.add_argument("--temperatures", default="0.7,1.0")
+    p.add_argument("--concurrency", default="1,8")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--num-prompts", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--output", type=Path, default=Path("dflash-sampling-benchmark.json"))
+    args = p.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"--methods: expected names from {', '.join(METHODS)}, got {bad}")
+    config = parse_config(["--compare", "ar,dflash,builtin", "--num-prompts", str(args.num_prompts),
+                           "--max-new-tokens", str(args.max_new_tokens), "--concurrency", args.concurrency,
+                           "--ignore-eos", "--output", str(args.output)])
+    temperatures = [float(t) for t in args.temperatures.split(",")]
+    prompts = load_prompts("humaneval", config.num_prompts)
+    log_dir = Path(tempfile.mkdtemp(prefix="dflash-sampling-bench-"))
+    meta = {"config": {"methods": methods, "temperatures": temperatures, "concurrencies": list(config.concurrencies),
+                       "rounds": args.rounds, "num_prompts": config.num_prompts,
+                       "max_new_tokens": config.max_new_tokens, "block_size": config.block_size,
+                       "model": str(config.model), "draft_model": str(config.draft_model), "ignore_eos": True,
+                       "dataset": "humaneval"},
+            "environment": environment(), "server_logs": str(log_dir)}
+    phases: dict[str, list[RunStats]] = {}
+    ar = _start(config, "ar", log_dir)  # one AR server for every phase
+    try:
+        warm_up(ar.base_url, prompts, config.warmup_requests, config.max_new_tokens)
+        for method in methods:
+            runs = _merge(_phase(config, ar, method, prompts, temperatures, args.rounds, log_dir))
+            phases[method] = with_speedups([summarize(r) for r in runs])
+            # Written after every phase: a run cut short keeps what it measured.
+            write_json(config.output, {**meta, "phases": {m: [dataclasses.asdict(s) for s in st]
+                                                          for m, st in phases.items()}})
+    finally:
+        ar.stop()
+    print(markdown_table(phases))
+    print(f"\nreport: {config.output}\nserver logs: {log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""The alternating-rounds benchmark's bookkeeping, on hand-made records: rounds merge into one record per
+cell (requests pooled, wall times summed), and each method's speedup is over the AR of its own phase."""
+
+from __future__ import annotations
+
+from dflash_sglang.benchmark.alternating import _merge, markdown_table
+from dflash_sglang.benchmark.records import RequestRecord, RunRecord
+from dflash_sglang.benchmark.stats import summarize, with_speedups
+
+
+def _request(tokens: int, correct_drafts_histogram: tuple[int, ...] = ()) -> RequestRecord:
+    return RequestRecord(prompt_index=0, latency_s=1.0, chunk_times_s=(0.1, 1.0), chunk_tokens=(1, tokens - 1),
+                         completion_tokens=tokens, correct_drafts_histogram=correct_drafts_histogram)
+
+
+def test_rounds_merge_and_speedup_is_over_the_same_phases_ar():
+    # AR: 10 tokens in 1 s, then 10 in 3 s -> 20 tokens / 4 s = 5 tok/s.
+    # dflash: 2 verify steps each round (0 and 1 correct drafts -> lengths 1, 2), 10 tokens in 1 s twice -> 10 tok/s.
+    runs = [RunRecord("T=1", "ar", 1, 1.0, (_request(10),)), RunRecord("T=1", "ar", 1, 3.0, (_request(10),)),
+            RunRecord("T=1", "dflash", 1, 1.0, (_request(10, (1, 1)),), block_size=4),
+            RunRecord("T=1", "dflash", 1, 1.0, (_request(10, (1, 1)),), block_size=4)]
+    merged = _merge(runs)
+    assert [(r.method, r.wall_s, len(r.requests)) for r in merged] == [("ar", 4.0, 2), ("dflash", 2.0, 2)]
+    stats = with_speedups([summarize(r) for r in merged])
+    assert [s.output_tok_s for s in stats] == [5.0, 10.0]
+    assert stats[1].speedup == 2.0 and stats[1].tau == 1.5
+    table = markdown_table({"dflash": stats})
+    assert "| 1 | 1 | DFLASH (ours, rejection) | 10.0 | 5.0 | 2.00× | 1.50 |" in table
