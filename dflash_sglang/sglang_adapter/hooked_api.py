@@ -37,6 +37,21 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.managers.schedule_batch.Req.update_spec_correct_drafts_histogram": ("self", "num_correct_drafts"),
     # request_checks.py
     f"{_SPEC}.dflash_utils.validate_dflash_request": ("req", "enable_overlap"),
+    "sglang.srt.runtime_context.get_server_args": (),
+    # request_features.py, grammar_verify.py, spec_logprobs.py
+    "sglang.srt.managers.scheduler.Scheduler.is_disable_overlap_for_batch": ("self", "batch", "last_batch"),
+    "sglang.srt.layers.sampler.apply_custom_logit_processor": ("logits", "sampling_batch_info", "num_tokens_in_batch"),
+    "sglang.srt.layers.logprob_processor.compute_spec_logprobs": (
+        "batch", "logits_output", "predict", "chain_stride"),
+    "sglang.srt.sampling.sampling_batch_info.SamplingBatchInfo": (
+        "vocab_size", "grammars", "acc_additive_penalties", "acc_scaling_penalties", "logit_bias",
+        "has_custom_logit_processor", "is_all_greedy", "temperatures"),
+    "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.accept_token": ("self", "token"),
+    "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.rollback": ("self", "k"),
+    "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.fill_vocab_mask": ("self", "vocab_mask", "idx"),
+    "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.allocate_vocab_mask": (
+        "self", "vocab_size", "batch_size", "device"),
+    "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.apply_vocab_mask": ("logits", "vocab_mask"),
     # startup.py, cpu/platform_guard.py
     "sglang.srt.arg_groups.speculative_hook.handle_speculative_decoding": ("server_args",),
     "sglang.srt.arg_groups.speculative_hook._handle_dflash": ("server_args",),

@@ -1,5 +1,7 @@
-"""Requests our DFLASH worker cannot serve yet are refused one by one, with a message, instead of
-reaching the verify step (where, e.g., a logprob request would take the scheduler down).
+"""Requests our DFLASH worker cannot serve are refused one by one, with a message saying why, instead of
+reaching the verify step. Logprobs, grammars, penalties, `min_new_tokens`, logit bias and custom logit
+processors are all served (request_features.py); what is left is a grammar from a backend whose token
+mask our per-position walk cannot read.
 
 Hooked onto SGLang's own per-request DFLASH check, which the scheduler calls for every new request
 and answers by aborting just that request with the message.
@@ -8,23 +10,26 @@ and answers by aborting just that request with the message.
 from __future__ import annotations
 
 VALIDATE = "sglang.srt.speculative.dflash_utils.validate_dflash_request"
+GRAMMAR_KEYS = ("json_schema", "regex", "ebnf", "structural_tag")
+# xgrammar (the default) and llguidance fill SGLang's packed int32 token bitmask, which grammar_verify.py walks
+# per position; outlines fills a boolean mask of its own.
+BITMASK_GRAMMAR_BACKENDS = ("xgrammar", "llguidance")
+NON_BITMASK_GRAMMAR_BACKENDS = ("outlines",)
 
 
-def unsupported_features(req) -> list[str]:
+def unsupported_features(req, grammar_backend: str | None) -> list[str]:
     params = req.sampling_params
     found = []
-    if req.return_logprob:
-        found.append("logprobs")
-    if any(getattr(params, name, None) for name in ("json_schema", "regex", "ebnf", "structural_tag")):
-        found.append("grammar-constrained output")
-    if (getattr(params, "frequency_penalty", 0.0) or getattr(params, "presence_penalty", 0.0)
-            or getattr(params, "repetition_penalty", 1.0) != 1.0 or getattr(params, "min_new_tokens", 0)):
-        found.append("frequency/presence/repetition penalties and min_new_tokens")
-    if getattr(params, "logit_bias", None):
-        found.append("logit_bias")
-    if getattr(req, "custom_logit_processor", None):
-        found.append("custom logit processors")
+    if any(getattr(params, name, None) for name in GRAMMAR_KEYS) and grammar_backend in NON_BITMASK_GRAMMAR_BACKENDS:
+        found.append(f"grammar-constrained output with --grammar-backend {grammar_backend} (its token mask is not "
+                     f"the packed bitmask the per-position verify walks; use {' or '.join(BITMASK_GRAMMAR_BACKENDS)})")
     return found
+
+
+def _grammar_backend() -> str | None:
+    from sglang.srt.runtime_context import get_server_args
+
+    return getattr(get_server_args(), "grammar_backend", None)
 
 
 def validate_dflash_request(original, req, enable_overlap):
@@ -33,10 +38,10 @@ def validate_dflash_request(original, req, enable_overlap):
     message = original(req, enable_overlap)
     if message is not None or selected_impl() == "builtin":
         return message
-    found = unsupported_features(req)
+    found = unsupported_features(req, _grammar_backend())
     if not found:
         return None
-    return (f"dflash-sglang's DFLASH worker does not support {', '.join(found)} yet; "
+    return (f"dflash-sglang's DFLASH worker does not support {', '.join(found)}; "
             "send the request without them, or start the server with DFLASH_SGLANG_IMPL=builtin")
 
 

@@ -48,6 +48,7 @@ class SGLangStepModels:
         self.seq_lens_cpu: torch.Tensor | None = None  # [bs] committed lengths on the host, set by draft()
         self.logits_output = None  # the target's verify output, set by verify(); the worker returns it
         self.verify_ran_graph = False  # whether SGLang replayed a TARGET_VERIFY graph for it, set by verify()
+        self.target_logits = None  # [bs, blk, vocab] processed (what was sampled from), set by commit(): logprobs
 
     def draft(self, block: DraftBlock) -> Candidates:
         bs, blk = block.block_ids.shape
@@ -124,6 +125,7 @@ class SGLangStepModels:
     def commit(self, candidates: Candidates, acceptance: Acceptance, target: TargetOutput) -> None:
         """Target KV: the committed prefix of the block is valid once seq_lens advance (the scheduler
         does that from the acceptance lengths). Draft KV: write it here from the target features."""
+        self.target_logits = target.logits
         blk = candidates.tokens.shape[1]
         columns = torch.arange(blk, device=candidates.tokens.device)[None, :]  # [1, blk]
         keep = columns < acceptance.acceptance_lengths[:, None]  # [bs, blk] anchor + accepted drafts

@@ -26,8 +26,10 @@ from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter import draft_window
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
+from dflash_sglang.sglang_adapter.request_features import logit_features
 from dflash_sglang.sglang_adapter.sampling import sampling_params, sampling_rule
 from dflash_sglang.sglang_adapter.serving_config import serving_config
+from dflash_sglang.sglang_adapter.spec_logprobs import write_spec_logprobs
 from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
 from dflash_sglang.sglang_adapter.startup_hint import startup_stage
 from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY
@@ -121,6 +123,7 @@ class DFlashWorker(BaseSpecWorker):
             block_size=self.block_size,
             mask_token_id=self.config.mask_token_id,
             rule=self.sampling_rule,
+            features=logit_features(batch, self.block_size),  # None unless a request needs them
         )
         models = SGLangStepModels(self.runners, batch)
         acceptance = speculative_step(models, step)
@@ -129,6 +132,8 @@ class DFlashWorker(BaseSpecWorker):
         logits_output = models.logits_output
         logits_output.hidden_states = None
         logits_output.customized_info = {ACCEPTANCE_KEY: lengths.tolist()}
+        if batch.return_logprob:
+            write_spec_logprobs(batch, logits_output, models.target_logits, acceptance.out_tokens)
         return GenerationBatchResult(
             logits_output=logits_output,
             next_token_ids=acceptance.out_tokens.flatten(),  # [bs*blk]

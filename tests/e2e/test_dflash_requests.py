@@ -149,17 +149,3 @@ def test_statistics_in_meta_info_and_prometheus(dflash_server):
     assert meta["completion_tokens"] == 32 <= 1 + sum(lengths) < 32 + lengths[-1]
     assert metric(dflash_server, "spec_verify_calls_total") >= len(lengths)
 
-
-@pytest.mark.parametrize("extra", [{"return_logprob": True}, {"sampling_params": {"regex": "[a-z]+"}},
-                                   {"sampling_params": {"frequency_penalty": 0.5}}],
-                         ids=["logprobs", "regex", "penalty"])
-def test_unsupported_request_is_refused_alone_and_server_keeps_serving(dflash_server, extra):
-    payload = {"text": PROMPT, **extra}
-    payload["sampling_params"] = {"max_new_tokens": 8, "temperature": 0, **extra.get("sampling_params", {})}
-    try:
-        reply = post_json(dflash_server.base_url, "/generate", payload)
-        reason = reply["meta_info"]["finish_reason"]
-        assert reason["type"] == "abort" and "does not support" in reason["message"], reason
-    except HTTPStatusError as err:
-        assert err.status == 400 and "does not support" in err.body, err
-    assert len(generate(dflash_server.base_url, PROMPT, 4, temperature=0)["output_ids"]) == 4
