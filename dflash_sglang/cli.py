@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from dflash_sglang import __version__
+from dflash_sglang.bundled import TINY_PAIR_KINDS
 from dflash_sglang.errors import UserError
 
 
@@ -30,7 +31,7 @@ def _cmd_harness_build(args: argparse.Namespace) -> None:
 def _cmd_tiny_pair(args: argparse.Namespace) -> None:
     from dflash_sglang.bundled import tiny_pair
 
-    target, drafter = tiny_pair()
+    target, drafter = tiny_pair(args.kind)
     print(f"TARGET={target}")
     print(f"DRAFTER={drafter}")
 
@@ -67,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--dir", type=Path, default=None, help="harness directory (must exist)")
     build.set_defaults(func=_cmd_harness_build)
 
-    pair = sub.add_parser("tiny-pair", help="print TARGET=<dir> and DRAFTER=<dir> of the bundled tiny pair")
+    pair = sub.add_parser("tiny-pair", help="print TARGET=<dir> and DRAFTER=<dir> of a bundled tiny pair")
+    pair.add_argument("--kind", choices=TINY_PAIR_KINDS, default="dense",
+                      help="dense: a Qwen3 target (default); hybrid: a Qwen3Next (Gated DeltaNet) target")
     pair.set_defaults(func=_cmd_tiny_pair)
 
     serve = sub.add_parser("serve", help="print or run the sglang.launch_server command of a model preset")

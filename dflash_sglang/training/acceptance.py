@@ -96,12 +96,17 @@ def measure_prompt(drafter, target, input_ids: torch.Tensor, max_new_tokens: int
 
 
 def measure_pair(target_dir: Path, drafter_dir: Path, prompts: list[str], max_new_tokens: int = 96) -> dict:
-    """fp32 on CPU, the pair loaded by transformers and z-lab's `DFlashDraftModel.from_pretrained`."""
+    """fp32 on CPU, the pair loaded by transformers and z-lab's `DFlashDraftModel.from_pretrained`; a hybrid
+    target is wrapped in `ReplayingTarget` (its verify steps then include the replay of partly rejected blocks)."""
     from dflash.model import DFlashDraftModel
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from dflash_sglang.training.hybrid_target import ReplayingTarget, is_hybrid
+
     target = AutoModelForCausalLM.from_pretrained(target_dir, dtype=torch.float32).eval()
+    if is_hybrid(target.config):
+        target = ReplayingTarget(target)  # z-lab's cache crop cannot roll a recurrent state back
     drafter = DFlashDraftModel.from_pretrained(drafter_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(target_dir)
     results = []

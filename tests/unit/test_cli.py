@@ -60,6 +60,22 @@ def test_tiny_pair_prints_two_dirs():
     assert json.loads((drafter / "config.json").read_text())["architectures"] == ["DFlashDraftModel"]
 
 
+@pytest.mark.parametrize("kind, architecture", [("dense", "Qwen3ForCausalLM"), ("hybrid", "Qwen3NextForCausalLM")])
+def test_tiny_pair_kind_picks_the_pair(kind, architecture):
+    result = run_cli("tiny-pair", "--kind", kind)
+    assert result.returncode == 0, result.stderr
+    found = dict(line.split("=", 1) for line in result.stdout.strip().splitlines())
+    assert json.loads((Path(found["TARGET"]) / "config.json").read_text())["architectures"] == [architecture]
+    drafter = json.loads((Path(found["DRAFTER"]) / "config.json").read_text())
+    assert drafter["architectures"] == ["DFlashDraftModel"]
+    assert drafter["dflash_config"]["target_layer_ids"][-1] < drafter["num_target_layers"] - 1
+
+
+def test_tiny_pair_unknown_kind_is_an_argparse_error():
+    result = run_cli("tiny-pair", "--kind", "moe")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
 @needs_cpu_host
 def test_missing_harness_dir_is_one_line_error(tmp_path):
     missing = tmp_path / "nope"

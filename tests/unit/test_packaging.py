@@ -60,3 +60,17 @@ def test_core_imports_only_torch_and_triton():
             continue
         extra = _imported_roots(path) - stdlib - CORE_ALLOWED_THIRD_PARTY - {"dflash_sglang"}
         assert not extra, f"{path.relative_to(REPO)} imports {sorted(extra)}"
+
+
+def test_every_bundled_pair_file_is_package_data():
+    from fnmatch import fnmatch
+
+    from dflash_sglang.bundled import TINY_PAIR_DIRS
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["dflash_sglang"]
+    package = REPO / "dflash_sglang"
+    for kind, root in TINY_PAIR_DIRS.items():
+        files = [p for sub in ("target", "drafter") for p in (root / sub).iterdir()]
+        assert files, kind
+        missing = [p for p in files if not any(fnmatch(str(p.relative_to(package)), g) for g in globs)]
+        assert not missing, (kind, missing)
