@@ -81,6 +81,18 @@ def test_verify_update_shifts_the_pool_and_saves_each_window():
     assert torch.equal(windows[0], torch.zeros_like(windows[0]))
 
 
+def test_verify_output_keeps_the_layout_sglang_views_it_through():
+    # gdn_backend passes mixed_qkv.view(bs, block, dim).transpose(1, 2) and views the result back the same way;
+    # a contiguous [bs, dim, block] output breaks that view as soon as bs > 1.
+    bs, block = 3, 4
+    mixed = rand(bs * block, DIM, seed=19)  # [tokens, dim]
+    x = mixed.view(bs, block, DIM).transpose(1, 2)  # [bs, dim, block]
+    out = gdn_conv.causal_conv1d_update(x, rand(SLOTS, DIM, W - 1, seed=20), rand(DIM, W, seed=21), None, "silu",
+                                        torch.tensor([0, 1, 2]), torch.zeros(3, block, DIM, W - 1),
+                                        torch.tensor([0, 1, 2]))
+    assert out.transpose(1, 2).view(bs * block, -1).shape == (bs * block, DIM)
+
+
 def test_gated_norm_matches_transformers():
     norm = hf.Qwen3NextRMSNormGated(16, eps=1e-6)
     with torch.no_grad():

@@ -91,4 +91,7 @@ def causal_conv1d_update(
         rows = intermediate_state_indices[:bs].long()[real]
         for t in range(steps):  # the window after step t: inputs t+1 .. t+W-1 of seq
             intermediate_conv_window[rows, t] = seq[real, :, t + 1 : t + width].to(intermediate_conv_window.dtype)
-    return out if steps_last else out.squeeze(-1)
+    # In x's memory layout: SGLang views the verify output back through x's transposed strides.
+    result = torch.empty_like(x3)
+    result.copy_(out)
+    return result if steps_last else result.squeeze(-1)
