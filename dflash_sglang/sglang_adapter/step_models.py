@@ -8,6 +8,7 @@ the scheduler reserved past each request's committed length (`req_to_token[req, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -16,6 +17,7 @@ from sglang.srt.speculative.dflash_info import DFlashVerifyInput
 from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
 
 from dflash_sglang.sglang_adapter.draft_window import DraftWindow
+from dflash_sglang.sglang_adapter.recurrent_state import no_recurrent_state
 from dflash_sglang.spec.step import TargetOutput
 from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
 
@@ -31,6 +33,8 @@ class Runners:
     lm_head_weight: torch.Tensor  # [vocab, hidden] the target's output head
     input_embedding_scale: float
     draft_window: DraftWindow | None = None  # --speculative-draft-window-size; None: the whole context
+    # hybrid targets: the recurrent state after exactly the committed tokens (recurrent_state.py)
+    commit_recurrent_state: Callable[[object, torch.Tensor], None] = no_recurrent_state
 
 
 def block_slots(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, seq_lens: torch.Tensor,
@@ -124,7 +128,8 @@ class SGLangStepModels:
 
     def commit(self, candidates: Candidates, acceptance: Acceptance, target: TargetOutput) -> None:
         """Target KV: the committed prefix of the block is valid once seq_lens advance (the scheduler
-        does that from the acceptance lengths). Draft KV: write it here from the target features."""
+        does that from the acceptance lengths). Draft KV: write it here from the target features.
+        Recurrent target layers: their state after the committed tokens replaces the live state."""
         self.target_logits = target.logits
         blk = candidates.tokens.shape[1]
         columns = torch.arange(blk, device=candidates.tokens.device)[None, :]  # [1, blk]
@@ -135,3 +140,4 @@ class SGLangStepModels:
             candidates.positions[keep],  # [n]
             self.slots[keep],  # [n]
         )
+        self.r.commit_recurrent_state(self.batch, acceptance.acceptance_lengths)

@@ -26,6 +26,7 @@ from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter import draft_window
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
+from dflash_sglang.sglang_adapter.recurrent_state import RecurrentStateCommit
 from dflash_sglang.sglang_adapter.request_features import logit_features
 from dflash_sglang.sglang_adapter.sampling import sampling_params, sampling_rule
 from dflash_sglang.sglang_adapter.serving_config import serving_config
@@ -79,6 +80,7 @@ class DFlashWorker(BaseSpecWorker):
         super().init_attention_backends()
         # SGLang sets up the target's feature capture with its attention backends: check it now.
         _check_feature_capture(self.model_runner.model, self.config)
+        self.runners.commit_recurrent_state = RecurrentStateCommit.for_target(self._target_worker, self.block_size)
 
     @startup_stage("drafter CUDA-graph capture")
     def init_cuda_graphs(self) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from dflash_sglang.client import generate_many
 from dflash_sglang.datasets import humaneval_prompts
+from helpers.e2e import first_divergence
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +24,10 @@ def ar_outputs(ar_server, prompts) -> list[list[int]]:
     return [r["output_ids"] for r in generate_many(ar_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)]
 
 
-def _first_divergence(a: list[int], b: list[int]) -> int | None:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return None if len(a) == len(b) else min(len(a), len(b))
-
-
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_greedy_tokens_equal_ar(dflash_server, prompts, ar_outputs, concurrency):
     results = generate_many(dflash_server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    mismatches = {i: _first_divergence(r["output_ids"], ar)
+    mismatches = {i: first_divergence(r["output_ids"], ar)
                   for i, (r, ar) in enumerate(zip(results, ar_outputs)) if r["output_ids"] != ar}
     assert not mismatches, f"prompt index -> first differing token: {mismatches}"
     steps = [len(r["meta_info"]["dflash_acceptance_lengths"]) for r in results]

@@ -11,11 +11,23 @@ FP32 = ("--dtype", "float32")  # exact comparisons (SGLang serves a float32 chec
 METRICS = ("--enable-metrics",)
 # Any KV or request-slot leak SGLang's own idle check finds becomes fatal, so every test sees it.
 STRICT_MEMORY_ENV = {"SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_IDLE": "1"}
+# Hybrid targets: a float32 conv state (SGLang's default is bf16), so that AR and DFLASH compare exactly.
+HYBRID_ENV = {**STRICT_MEMORY_ENV, "SGLANG_MAMBA_CONV_DTYPE": "float32"}
+# sglang_adapter/recurrent_state.py's test-only switch (tests/adapter/test_recurrent_state.py checks the name).
+SKIP_STATE_COMMIT_ENV = "DFLASH_SGLANG_TEST_SKIP_STATE_COMMIT"
 
 
 def dflash_args(drafter: Path, block_size: int = BLOCK) -> tuple[str, ...]:
     return ("--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
             "--speculative-num-draft-tokens", str(block_size))
+
+
+def first_divergence(a: list[int], b: list[int]) -> int | None:
+    """The first index where two token lists differ (None if equal)."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
 
 
 def metric(server, name: str) -> float:
