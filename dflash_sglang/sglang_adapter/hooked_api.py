@@ -39,7 +39,6 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     f"{_SPEC}.dflash_utils.validate_dflash_request": ("req", "enable_overlap"),
     "sglang.srt.runtime_context.get_server_args": (),
     # request_features.py, grammar_verify.py, spec_logprobs.py
-    "sglang.srt.managers.scheduler.Scheduler.is_disable_overlap_for_batch": ("self", "batch", "last_batch"),
     "sglang.srt.layers.sampler.apply_custom_logit_processor": ("logits", "sampling_batch_info", "num_tokens_in_batch"),
     "sglang.srt.layers.logprob_processor.compute_spec_logprobs": (
         "batch", "logits_output", "predict", "chain_stride"),

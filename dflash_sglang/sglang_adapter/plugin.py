@@ -36,13 +36,11 @@ def register() -> None:
 
 def install_hooks() -> None:
     """Register every HookRegistry hook. Each one only acts on what it is for (DFLASH, CPU)."""
-    from dflash_sglang.sglang_adapter import (
-        cpu, legacy_args, request_checks, request_features, startup, step_stats, takeover)
+    from dflash_sglang.sglang_adapter import cpu, legacy_args, request_checks, startup, step_stats, takeover
 
     legacy_args.install()
     takeover.install()
     startup.install()
     request_checks.install()
-    request_features.install()
     step_stats.install()
     cpu.install()

@@ -3,11 +3,11 @@ logit bias, grammars and custom logit processors, read from each `Req` and the f
 `SamplingBatchInfo`.
 
 SGLang's penalizer orchestrator counts one output token per decode step, so under speculative decoding
-its counts are wrong; the counts here come from each request's committed `output_ids` instead. Those
-(and each grammar's state) must hold every committed token when the step runs: `install()` makes the
-overlap scheduler process the previous result first for a batch that reads them (SGLang's own rule
-for grammar batches of workers without a grammar barrier). Batches without any feature cost one
-`needs_features` check per step.
+its counts are wrong; the counts here come from each request's committed output instead. With the
+overlap scheduler the previous step's result may not be in `output_ids` yet when a step runs: the tokens
+our last step committed for a request are kept on it (`remember_step`) and fill the gap, and the
+grammar barrier SGLang hands spec-v2 workers brings each matcher up to date (worker.py). Batches
+without any feature cost one `needs_features` check per step.
 """
 
 from __future__ import annotations
@@ -17,41 +17,63 @@ import torch
 from dflash_sglang.sglang_adapter.grammar_verify import grammar_mask
 from dflash_sglang.spec.logit_processing import LogitFeatures, MinNewTokens, Penalties, token_counts
 
-SYNC_TARGET = "sglang.srt.managers.scheduler.Scheduler.is_disable_overlap_for_batch"
+STEP_TOKENS_ATTR = "_dflash_sglang_step_tokens"  # on a Req: the tokens our last step committed for it
 
 
-def needs_features(sampling_info) -> bool:
+def needs_features(sampling_info, has_grammar: bool) -> bool:
     """Whether any request of the forward batch changes the target's distribution (O(1))."""
     if sampling_info is None:
         return False
-    return (sampling_info.acc_additive_penalties is not None or sampling_info.acc_scaling_penalties is not None
-            or sampling_info.logit_bias is not None or bool(sampling_info.has_custom_logit_processor)
-            or any(g is not None for g in (sampling_info.grammars or ())))
+    return (has_grammar or sampling_info.acc_additive_penalties is not None
+            or sampling_info.acc_scaling_penalties is not None or sampling_info.logit_bias is not None
+            or bool(sampling_info.has_custom_logit_processor))
 
 
 def logit_features(batch, block_size: int) -> LogitFeatures | None:
     info = batch.sampling_info
-    if not needs_features(info):
+    if not needs_features(info, bool(batch.has_grammar)):
         return None
     reqs = batch.reqs
-    outputs = _committed_outputs(reqs, batch.seq_lens)
+    outputs = _committed_outputs(reqs, batch.seq_lens, batch.spec_info.bonus_tokens, [_reads_output(r) for r in reqs])
     device = batch.seq_lens.device
     return LogitFeatures(
         penalties=_penalties(reqs, outputs, info.vocab_size, device),
         min_new_tokens=_min_new_tokens(reqs, outputs, info.vocab_size, device),
-        grammar_mask=grammar_mask(reqs, info.vocab_size) if info.grammars else None,
+        # the batch's own flag: SamplingBatchInfo.grammars is filled later, with the verify's ForwardBatch
+        grammar_mask=grammar_mask(reqs, info.vocab_size) if batch.has_grammar else None,
         logit_bias=info.logit_bias,
         custom=_custom(info, block_size) if info.has_custom_logit_processor else None,
     )
 
 
-def _committed_outputs(reqs, seq_lens: torch.Tensor) -> list[list[int]]:
-    """Each request's output so far, the step's anchor (last token) included."""
-    outputs = [list(req.output_ids) for req in reqs]
-    expected = (seq_lens.cpu() + 1).tolist()  # the prompt and every committed output token but the anchor are in KV
-    got = [len(req.origin_input_ids) + len(out) for req, out in zip(reqs, outputs)]
-    assert got == expected, f"output_ids lag the committed tokens (overlap not synced): {got} vs {expected}"
+def _reads_output(req) -> bool:
+    p = req.sampling_params
+    return bool(p.frequency_penalty or p.presence_penalty or p.repetition_penalty != 1.0 or p.min_new_tokens)
+
+
+def _committed_outputs(reqs, seq_lens: torch.Tensor, anchors: torch.Tensor, needed: list[bool]) -> list[list[int]]:
+    """Each request's output so far, the step's anchor (its last token) included (exact where needed)."""
+    # the prompt and every committed output token but the anchor are in the KV cache
+    expected = (seq_lens.cpu() + 1).tolist()
+    anchor_ids = anchors.cpu().tolist()
+    outputs = []
+    for req, total, anchor, need in zip(reqs, expected, anchor_ids, needed):
+        out = list(req.output_ids)
+        missing = total - len(req.origin_input_ids) - len(out)  # the previous result, not processed yet
+        if missing > 0:
+            pending = req.__dict__.get(STEP_TOKENS_ATTR) or []
+            if not pending or pending[-1] != anchor:  # the unprocessed result is a prefill's: just the anchor
+                pending = [anchor]
+            assert not need or (missing <= len(pending) and pending[-1] == anchor), (missing, pending, anchor)
+            out += pending[-missing:]
+        outputs.append(out)
     return outputs
+
+
+def remember_step(reqs, out_tokens: torch.Tensor, lengths: torch.Tensor) -> None:
+    """Keep on each request the tokens this step committed (out_tokens [bs, blk], lengths [bs])."""
+    for req, row, n in zip(reqs, out_tokens.cpu().tolist(), lengths.cpu().tolist()):
+        req.__dict__[STEP_TOKENS_ATTR] = row[:n]
 
 
 def _penalties(reqs, outputs: list[list[int]], vocab: int, device) -> Penalties | None:
@@ -102,25 +124,3 @@ def _custom(info, block_size: int):
         return flat.view(bs, blk, vocab)
 
     return apply
-
-
-def sync_overlap_for_features(original, scheduler, batch, last_batch):
-    """The previous result is processed before a DFLASH decode batch whose requests read their output."""
-    if original(scheduler, batch, last_batch):
-        return True
-    if not batch or not batch.forward_mode.is_decode() or not batch.spec_algorithm.is_dflash():
-        return False
-    from dflash_sglang.sglang_adapter.takeover import selected_impl
-
-    if selected_impl() == "builtin":
-        return False
-    info = batch.sampling_info
-    orchestrator = getattr(info, "penalizer_orchestrator", None)
-    return bool((orchestrator is not None and orchestrator.is_required) or batch.has_grammar
-                or info.has_custom_logit_processor)
-
-
-def install() -> None:
-    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
-
-    HookRegistry.register(SYNC_TARGET, sync_overlap_for_features, HookType.AROUND)

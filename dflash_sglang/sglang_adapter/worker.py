@@ -27,7 +27,7 @@ from dflash_sglang.sglang_adapter import draft_window
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
 from dflash_sglang.sglang_adapter.recurrent_state import RecurrentStateCommit
-from dflash_sglang.sglang_adapter.request_features import logit_features
+from dflash_sglang.sglang_adapter.request_features import logit_features, remember_step
 from dflash_sglang.sglang_adapter.sampling import sampling_params, sampling_rule
 from dflash_sglang.sglang_adapter.serving_config import serving_config
 from dflash_sglang.sglang_adapter.spec_logprobs import write_spec_logprobs
@@ -99,7 +99,7 @@ class DFlashWorker(BaseSpecWorker):
         elif batch.forward_mode.is_idle():
             result = self._idle()
         else:
-            result = self._decode(batch)
+            result = self._decode(batch, grammar_barrier)
         if on_publish is not None:
             on_publish(result.new_seq_lens)
         return result
@@ -115,8 +115,10 @@ class DFlashWorker(BaseSpecWorker):
         result.next_draft_input = make_draft_input_v2(bonus_tokens=result.next_token_ids, new_seq_lens=batch.seq_lens)
         return result
 
-    def _decode(self, batch) -> GenerationBatchResult:
+    def _decode(self, batch, grammar_barrier=None) -> GenerationBatchResult:
         draft_input = batch.spec_info
+        if grammar_barrier is not None:  # overlap: grammars advanced over the previous, unprocessed result
+            grammar_barrier()
         assert isinstance(draft_input, DFlashDraftInputV2), type(draft_input)
         step = StepInput(
             anchors=draft_input.bonus_tokens.to(torch.int64),  # [bs]
@@ -130,6 +132,8 @@ class DFlashWorker(BaseSpecWorker):
         models = SGLangStepModels(self.runners, batch)
         acceptance = speculative_step(models, step)
         lengths = acceptance.acceptance_lengths  # [bs] tokens committed per request
+        if step.features is not None:
+            remember_step(batch.reqs, acceptance.out_tokens, lengths)
         new_seq_lens = step.seq_lens + lengths
         logits_output = models.logits_output
         logits_output.hidden_states = None

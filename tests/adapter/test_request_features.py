@@ -88,7 +88,7 @@ def test_only_a_non_bitmask_grammar_backend_is_refused():
 
 def test_feature_check_is_off_for_plain_batches():
     plain = SimpleNamespace(acc_additive_penalties=None, acc_scaling_penalties=None, logit_bias=None,
-                            has_custom_logit_processor=False, grammars=None)
-    assert not needs_features(None) and not needs_features(plain)
-    assert needs_features(SimpleNamespace(**{**vars(plain), "logit_bias": torch.zeros(1, 4)}))
-    assert needs_features(SimpleNamespace(**{**vars(plain), "grammars": [None, object()]}))
+                            has_custom_logit_processor=False)
+    assert not needs_features(None, False) and not needs_features(plain, False)
+    assert needs_features(SimpleNamespace(**{**vars(plain), "logit_bias": torch.zeros(1, 4)}), False)
+    assert needs_features(plain, True)
