@@ -33,27 +33,32 @@ LABELS = {"ar": "AR", "dflash": "DFLASH (ours, rejection)", POINT_MASS: "DFLASH 
           "builtin": "DFLASH (SGLang builtin, CPU: our torch sampling verify, point-mass rule)"}
 
 
-def _start(config, method: str, log_dir: Path) -> ServerProcess:
+def _launch(config, method: str, log_dir: Path) -> ServerProcess:
     plan = recipe(config, "dflash" if method == POINT_MASS else method)
     env = {**os.environ, **plan.env, **({"DFLASH_SGLANG_SAMPLING_RULE": "point-mass"} if method == POINT_MASS else {})}
     # Idle servers sleep: the other server of the pair must not spin while one is measured.
-    server = launch(config.model, plan.args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
+    return launch(config.model, plan.args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
+
+
+def _start(config, method: str, log_dir: Path) -> ServerProcess:
+    server = _launch(config, method, log_dir)
     server.wait_ready()
     return server
 
 
-def _phase(config, ar: ServerProcess, method: str, prompts: list[str], temperatures, rounds: int,
-           log_dir: Path) -> list[RunRecord]:
-    """`method`'s server up next to AR's; every round, every cell on both in alternating order."""
-    server = _start(config, method, log_dir)
+def _phase(config, base: tuple[str, ServerProcess], method: str, prompts: list[str], temperatures, rounds: int,
+           log_dir: Path, server: ServerProcess | None = None) -> list[RunRecord]:
+    """`method`'s server up next to the baseline's; every round, every cell on both in alternating order."""
+    baseline = base[0]
+    server = server or _start(config, method, log_dir)
     try:
-        servers = {"ar": ar, method: server}
+        servers = {baseline: base[1], method: server}
         warm_up(server.base_url, prompts, config.warmup_requests, config.max_new_tokens)
         runs = []
         cells = [(t, c) for t in temperatures for c in config.concurrencies]
         for r in range(rounds):
             for i, (t, c) in enumerate(cells):
-                order = ("ar", method) if (r + i) % 2 == 0 else (method, "ar")  # each cell: both orders
+                order = (baseline, method) if (r + i) % 2 == 0 else (method, baseline)  # each cell: both orders
                 for name in order:
                     wall, requests = run_load(servers[name].base_url, prompts, c,
                                               sampling_params(config.max_new_tokens, t, True), config.timeout_s,
@@ -77,11 +82,13 @@ def _merge(runs: list[RunRecord]) -> list[RunRecord]:
     return list(merged.values())
 
 
-def markdown_table(phases: dict[str, list[RunStats]]) -> str:
-    lines = ["| T | c | method | tok/s | AR tok/s (same minutes) | speedup vs AR | τ |", "|---|---|---|---|---|---|---|"]
+def markdown_table(phases: dict[str, list[RunStats]], baseline: str = "ar") -> str:
+    name = LABELS[baseline].split(" (")[0] if baseline == "ar" else LABELS[baseline]
+    lines = [f"| T | c | method | tok/s | {name} tok/s (same minutes) | speedup vs {name} | τ |",
+             "|---|---|---|---|---|---|---|"]
     rows = []
     for method, stats in phases.items():
-        ar = {(s.dataset, s.concurrency): s.output_tok_s for s in stats if s.method == "ar"}
+        ar = {(s.dataset, s.concurrency): s.output_tok_s for s in stats if s.method == baseline}
         rows += [(s.dataset, s.concurrency, METHODS.index(method), s, ar[(s.dataset, s.concurrency)])
                  for s in stats if s.method == method]
     for temp, c, _, s, ar_tok_s in sorted(rows, key=lambda row: row[:3]):
@@ -93,20 +100,22 @@ def markdown_table(phases: dict[str, list[RunStats]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dflash_sglang.benchmark.alternating")
     p.add_argument("--methods", default=",".join(METHODS), help=f"from {','.join(METHODS)}")
+    p.add_argument("--baseline", default="ar", help="the server every method is paired with (default ar)")
     p.add_argument("--temperatures", default="0.7,1.0")
     p.add_argument("--concurrency", default="1,8")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--num-prompts", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--output", type=Path, default=Path("dflash-sampling-benchmark.json"))
+    p.add_argument("--server-args", default="", help="extra flags for every server, as one string")
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods + [args.baseline] if m not in METHODS + ("ar",) or m == args.baseline and m in methods]
     if bad:
         raise ValueError(f"--methods: expected names from {', '.join(METHODS)}, got {bad}")
     config = parse_config(["--compare", "ar,dflash,builtin", "--num-prompts", str(args.num_prompts),
                            "--max-new-tokens", str(args.max_new_tokens), "--concurrency", args.concurrency,
-                           "--ignore-eos", "--output", str(args.output)])
+                           "--ignore-eos", "--output", str(args.output), "--server-args", args.server_args])
     temperatures = [float(t) for t in args.temperatures.split(",")]
     prompts = load_prompts("humaneval", config.num_prompts)
     log_dir = Path(tempfile.mkdtemp(prefix="dflash-sampling-bench-"))
@@ -117,18 +126,23 @@ def main(argv: list[str] | None = None) -> int:
                        "dataset": "humaneval"},
             "environment": environment(), "server_logs": str(log_dir)}
     phases: dict[str, list[RunStats]] = {}
-    ar = _start(config, "ar", log_dir)  # one AR server for every phase
+    base = _launch(config, args.baseline, log_dir)  # one baseline server for every phase
+    first = _launch(config, methods[0], log_dir)  # the first pair starts together
     try:
-        warm_up(ar.base_url, prompts, config.warmup_requests, config.max_new_tokens)
-        for method in methods:
-            runs = _merge(_phase(config, ar, method, prompts, temperatures, args.rounds, log_dir))
-            phases[method] = with_speedups([summarize(r) for r in runs])
+        for server in (base, first):
+            server.wait_ready()
+        warm_up(base.base_url, prompts, config.warmup_requests, config.max_new_tokens)
+        for i, method in enumerate(methods):
+            runs = _merge(_phase(config, (args.baseline, base), method, prompts, temperatures, args.rounds, log_dir,
+                                 server=first if i == 0 else None))
+            phases[method] = with_speedups([summarize(r) for r in runs], baseline=args.baseline)
             # Written after every phase: a run cut short keeps what it measured.
             write_json(config.output, {**meta, "phases": {m: [dataclasses.asdict(s) for s in st]
                                                           for m, st in phases.items()}})
     finally:
-        ar.stop()
-    print(markdown_table(phases))
+        base.stop()
+        first.stop()
+    print(markdown_table(phases, args.baseline))
     print(f"\nreport: {config.output}\nserver logs: {log_dir}")
     return 0
 

@@ -54,6 +54,8 @@ def processed_probs(
     """Temperature, softmax, then top-k / top-p / min-p masks in sorted order, renormalised."""
     bs, blk, vocab = logits.shape
     scaled = logits.float() / params.temperatures.to(logits.device).view(bs, 1, 1)
+    if not filters_anything(params, vocab):  # temperature only: no sort over the vocabulary
+        return torch.softmax(scaled, dim=-1)
     probs = torch.softmax(scaled, dim=-1).view(bs * blk, vocab)
     sorted_probs, order = probs.sort(dim=-1, descending=True)  # [bs*blk, vocab]
     rank = torch.arange(vocab, device=logits.device)[None, :]
@@ -66,3 +68,8 @@ def processed_probs(
     kept = sorted_probs.masked_fill(drop, 0.0)
     kept = kept / kept.sum(dim=-1, keepdim=True)
     return torch.zeros_like(probs).scatter(-1, order, kept).view(bs, blk, vocab)
+
+
+def filters_anything(params: SamplingParams, vocab: int) -> bool:
+    """Whether any request keeps fewer tokens than the whole vocabulary (one host sync)."""
+    return bool(((params.top_ks < vocab) | (params.top_ps < 1.0) | (params.min_ps > 0.0)).any())

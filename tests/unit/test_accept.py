@@ -70,6 +70,17 @@ def test_processed_probs_filters_like_sglang():
     assert (hot - 0.25).abs().max() < 0.01
 
 
+def test_temperature_only_skips_the_sort_and_gives_the_same_distribution(monkeypatch):
+    from dflash_sglang.spec import posterior
+
+    logits = torch.randn(3, 5, 50)
+    params = SamplingParams.make_dummy([0.7, 1.0, 1.3])
+    assert not posterior.filters_anything(params, 50)
+    fast = processed_probs(logits, params)
+    monkeypatch.setattr(posterior, "filters_anything", lambda *args: True)  # the sorted path, filtering nothing
+    assert torch.allclose(fast, processed_probs(logits, params), atol=1e-6)
+
+
 class MarkovTarget:
     """A toy target whose next-token logits depend on the previous token only, and a drafter whose
     logits at block position k depend on the anchor and k only (one parallel pass, as DFlash's);
