@@ -62,6 +62,11 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.server_args.prepare_server_args": ("argv",),
     "sglang.srt.server_args.ServerArgs.resolve_once": ("self",),
     "sglang.srt.arg_groups.model_override_base.resolved_view": ("server_args",),
+    # cpu/builtin_sampling_verify.py
+    f"{_SPEC}.dflash_worker_v2.is_dflash_sampling_verify_available": (),
+    f"{_SPEC}.dflash_worker_v2.compute_dflash_sampling_correct_drafts_and_bonus": (
+        "candidates", "next_token_logits", "sampling_info"),
+    f"{_SPEC}.dflash_utils.is_dflash_sampling_verify_available": (),
     # cpu/qk_norm_rope.py, cpu/input_embeds_dtype.py, cpu/verify_attention.py
     "sglang.srt.models.dflash.DFlashAttention.__init__": ("self", "config", "layer_id"),
     f"{_EXEC}.model_runner.ModelRunner._extend_forward_kwargs": ("self", "forward_batch"),

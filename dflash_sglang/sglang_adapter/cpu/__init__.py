@@ -8,7 +8,9 @@ once when it takes effect:
 - `qk_norm_rope`: the builtin drafter takes its eager qk-norm + rope path instead of a Triton kernel;
 - `verify_attention`: TARGET_VERIFY (verify blocks, drafter blocks, tree masks) for `torch_native`;
 - `hybrid`: Gated DeltaNet kernels, Mamba-state track/commit and flags for hybrid targets (Qwen3-Next);
-- `input_embeds_dtype`: `input_embeds` reach a non-bf16 model (the builtin drafter) in its own dtype.
+- `input_embeds_dtype`: `input_embeds` reach a non-bf16 model (the builtin drafter) in its own dtype;
+- `builtin_sampling_verify`: the builtin DFLASH worker's sampling verify in torch (else it verifies
+  sampled requests by greedy argmax).
 
 Nothing here imports sglang at module level: `install()` does, lazily.
 """
@@ -37,6 +39,7 @@ def install() -> None:
         return
     _installed = True
     from dflash_sglang.sglang_adapter.cpu import (
+        builtin_sampling_verify,
         input_embeds_dtype,
         ops,
         platform_guard,
@@ -51,6 +54,7 @@ def install() -> None:
     qk_norm_rope.install()
     verify_attention.install()
     input_embeds_dtype.install()
+    builtin_sampling_verify.install()
     from dflash_sglang.sglang_adapter.cpu import hybrid
 
     hybrid.install()
