@@ -110,7 +110,8 @@ def register_ops() -> list[str]:
 
 
 def _wants_verify(kwargs: dict, names: tuple[str, ...]) -> bool:
-    return any(kwargs.get(name) not in (None, False) for name in names)
+    # `is not`: a tensor argument must not be compared with `==` (elementwise, ambiguous as a bool)
+    return any(kwargs.get(name) is not None and kwargs.get(name) is not False for name in names)
 
 
 def _refuse_tree(kwargs: dict) -> None:
