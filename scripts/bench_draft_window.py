@@ -36,7 +36,7 @@ from dflash_sglang.serving import group_members, launch
 CONTEXTS = (256, 1024, 4096)
 WINDOWS = (128, None)
 PY_SPY = Path(sys.executable).parent / "py-spy"
-DRAFT_FRAME, STEP_FRAME = ("draft (", "step_models.py"), ("_decode (", "worker.py")
+DRAFT_FRAME, STEP_FRAME = ("SGLangStepModels.draft (", "step_models.py"), ("DFlashWorker._decode (", "worker.py")
 
 
 def long_context_pair(out: Path) -> tuple[Path, Path]:
@@ -170,9 +170,10 @@ def main() -> None:
     parser.add_argument("--output", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--num-prompts", type=int, default=1, help="requests per context and pass (two passes)")
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens per request")
+    parser.add_argument("--work-dir", default=None, help="where the pair copy, logs and py-spy files go (a temp dir)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         work = Path(tmp)
         target, drafter = long_context_pair(work)
         runs = run_all(target, drafter, args, work)
