@@ -1,6 +1,6 @@
 # `make demo` and `make test` work on a fresh machine: they create the shared venv if missing,
 # re-install this checkout into it, build the CPU harness (on hosts without an NVIDIA driver) and run.
-.PHONY: setup harness demo test test-unit test-e2e bench gpu-check tiny-pair clean
+.PHONY: setup harness demo test test-unit test-e2e bench bench-hybrid gpu-check tiny-pair clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -28,6 +28,14 @@ test-e2e: harness
 bench: harness
 	@$(PY) -m dflash_sglang.benchmark --compare ar,ngram,dflash,builtin --concurrency 1,8 \
 		--num-prompts 24 --max-new-tokens 96 --output docs/benchmarks/latest.json $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-hybrid
+
+# AR, our DFLASH and SGLang's builtin DFLASH on the bundled hybrid (Gated DeltaNet) pair.
+bench-hybrid: harness
+	@eval "$$($(CLI) tiny-pair --kind hybrid)"; $(PY) -m dflash_sglang.benchmark --compare ar,dflash,builtin \
+		--concurrency 1,8 --model "$$TARGET" --draft-model "$$DRAFTER" --dtype float32 \
+		--server-args='--mamba-radix-cache-strategy no_buffer' --num-prompts 24 --max-new-tokens 96 \
+		--output docs/benchmarks/latest-hybrid.json $(BENCH_ARGS)
 
 # On a CUDA host: AR, our DFLASH and SGLang's builtin on every attention backend x dtype x graphs on/off,
 # greedy output checked against AR's, one table, JSON in build/gpu-check/ (< 8 min). Elsewhere: exit 2.

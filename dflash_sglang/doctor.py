@@ -88,8 +88,9 @@ def check_drafter(draft_path: Path, model_path: Path) -> str:
 
 
 def check_sglang_api() -> str:
-    from dflash_sglang.sglang_adapter import hooked_api
+    from dflash_sglang.sglang_adapter import cpu, hooked_api
 
+    cpu.install()  # as in a server: on CPU, some SGLang modules import only once our torch ops exist
     found = hooked_api.problems()
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -51,6 +51,17 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.allocate_vocab_mask": (
         "self", "vocab_size", "batch_size", "device"),
     "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.apply_vocab_mask": ("logits", "vocab_mask"),
+    # cpu/hybrid_args.py, cpu/gdn_patches.py
+    "sglang.srt.arg_groups.mamba_hook._platform_supports_mamba_cache_extra_buffer": (),
+    "sglang.srt.arg_groups.model_hook.handle_mamba_radix_cache": ("server_args", "hf_config"),
+    "sglang.srt.configs.mamba_utils.mamba2_state_dtype": ("config",),
+    "sglang.srt.arg_groups.overrides.declare_resolution": ("server_args", "source"),
+    "sglang.srt.layers.attention.linear.kernels.gdn_triton": None,
+    "sglang.kernels.ops.attention.fla.fused_norm_gate": None,
+    # recurrent_state.py
+    "sglang.srt.configs.hybrid_arch.mambaish_config": ("model_config",),
+    f"{_SPEC}.spec_utils.commit_mamba_states_after_verify": (
+        "target_worker", "batch", "accept_lens", "accept_index", "draft_token_num"),
     # startup.py, cpu/platform_guard.py
     "sglang.srt.arg_groups.speculative_hook.handle_speculative_decoding": ("server_args",),
     "sglang.srt.arg_groups.speculative_hook._handle_dflash": ("server_args",),
@@ -96,6 +107,9 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
         "forward_mode", "is_extend_in_batch", "prefix_lens", "extend_lens", "out_cache_loc", "seq_lens",
         "seq_lens_cpu", "seq_lens_sum", "req_pool_indices", "spec_info", "sampling_info"),
     "sglang.srt.managers.schedule_batch.ScheduleBatch.batch_size": ("self",),
+    # draft_window.py
+    "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("size", "max_context_len", "device", "enable_memory_saver"),
+    "sglang.srt.runtime_context.get_schedule": (),
     # draft_graphs.py
     f"{_EXEC}.cuda_graph_config.Backend.DISABLED": None,
     "sglang.srt.platforms.current_platform": None,
@@ -103,9 +117,6 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.runtime_context.get_parallel": (),
     "sglang.srt.utils.common.get_available_gpu_memory": ("device", "gpu_id"),
     "sglang.srt.managers.tp_worker.TpModelWorker.init_cuda_graphs": ("self", "capture_decode_cuda_graph"),
-    # draft_window.py
-    "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("size", "max_context_len", "device", "enable_memory_saver"),
-    "sglang.srt.runtime_context.get_schedule": (),
     # sampling.py
     "sglang.srt.sampling.sampling_batch_info.SamplingBatchInfo": (
         "temperatures", "top_ps", "top_ks", "min_ps", "is_all_greedy"),

@@ -189,6 +189,7 @@ def _resolve_runners(target_worker, bundle, config: DFlashConfig, window) -> Run
         draft_window=window,
     )
 
+
 def _extend_positions(prefix_lens: list[int], extend_lens: list[int], device) -> torch.Tensor:
     """[num_tokens] absolute positions of the extended tokens, request after request."""
     return torch.cat([torch.arange(p, p + n, device=device) for p, n in zip(prefix_lens, extend_lens)])

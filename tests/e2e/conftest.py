@@ -16,7 +16,7 @@ import pytest
 
 from dflash_sglang.bundled import tiny_pair
 from dflash_sglang.serving import ServerProcess, group_members, launch
-from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args
+from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, METRICS, STRICT_MEMORY_ENV, dflash_args
 
 Key = tuple
 
@@ -106,3 +106,16 @@ def ar_server(server_pool, pair) -> ServerProcess:
 def dflash_server(server_pool, pair) -> ServerProcess:
     target, drafter = pair
     return server_pool.get("dflash", target, FP32 + METRICS + dflash_args(drafter), env=STRICT_MEMORY_ENV)
+
+
+@pytest.fixture(scope="session")
+def hybrid_pair() -> tuple[Path, Path]:
+    return tiny_pair("hybrid")
+
+
+@pytest.fixture(scope="session")
+def hybrid_ar_server(server_pool, hybrid_pair) -> ServerProcess:
+    """AR on the hybrid target: the oracle of every hybrid module, so it lives for the session."""
+    target, _ = hybrid_pair
+    return server_pool.get("hybrid-ar", target, FP32 + HYBRID_MEMORY_ARGS + ("--mamba-radix-cache-strategy", "no_buffer"),
+                           env=HYBRID_ENV)

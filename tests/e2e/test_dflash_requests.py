@@ -148,4 +148,3 @@ def test_statistics_in_meta_info_and_prometheus(dflash_server):
     # The prefill gives the first token; the steps give the rest (the last one may overshoot max_new_tokens).
     assert meta["completion_tokens"] == 32 <= 1 + sum(lengths) < 32 + lengths[-1]
     assert metric(dflash_server, "spec_verify_calls_total") >= len(lengths)
-

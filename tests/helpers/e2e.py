@@ -13,6 +13,9 @@ METRICS = ("--enable-metrics",)
 STRICT_MEMORY_ENV = {"SGLANG_ENABLE_STRICT_MEM_CHECK_DURING_IDLE": "1"}
 # Hybrid targets: a float32 conv state (SGLang's default is bf16), so that AR and DFLASH compare exactly.
 HYBRID_ENV = {**STRICT_MEMORY_ENV, "SGLANG_MAMBA_CONV_DTYPE": "float32"}
+# SGLang sizes the recurrent-state pool from the memory left (7329 slots, 0.8 GB for the bundled hybrid pair);
+# the tests' requests need a few hundred, and several servers share this host's memory.
+HYBRID_MEMORY_ARGS = ("--max-mamba-cache-size", "512")
 # sglang_adapter/recurrent_state.py's test-only switch (tests/adapter/test_recurrent_state.py checks the name).
 SKIP_STATE_COMMIT_ENV = "DFLASH_SGLANG_TEST_SKIP_STATE_COMMIT"
 
