@@ -1,6 +1,6 @@
 # `make demo` and `make test` work on a fresh machine: they create the shared venv if missing,
 # re-install this checkout into it, build the CPU harness (on hosts without an NVIDIA driver) and run.
-.PHONY: setup harness demo test test-unit test-e2e bench bench-hybrid gpu-check tiny-pair clean
+.PHONY: setup harness demo test test-long test-unit test-e2e bench bench-hybrid gpu-check tiny-pair clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +16,11 @@ demo: harness
 	@$(PY) scripts/demo.py
 
 test: harness
-	@eval "$$($(CLI) env)"; $(PY) -m pytest $(PYTEST_ARGS)
+	@eval "$$($(CLI) env)"; $(PY) -m pytest -m "not long" $(PYTEST_ARGS)
+
+# The e2e modules marked `long` (request features on 30 prompts x every feature x c=1/4: ~40 min here).
+test-long: harness
+	@eval "$$($(CLI) env)"; $(PY) -m pytest -m long $(PYTEST_ARGS)
 
 test-unit: harness
 	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/unit tests/kernels $(PYTEST_ARGS)

@@ -12,7 +12,7 @@ from dflash_sglang.datasets import humaneval_prompts
 from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args
 from helpers.request_features import FEATURES, NUM_PROMPTS, PENALTY_FEATURES, SYNC_ARGS, generate_all
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 BUILTIN_ENV = {**STRICT_MEMORY_ENV, "DFLASH_SGLANG_IMPL": "builtin"}
 

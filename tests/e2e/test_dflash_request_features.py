@@ -18,7 +18,7 @@ from dflash_sglang.datasets import humaneval_prompts
 from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, first_divergence
 from helpers.request_features import FEATURES, NEW_TOKENS, NUM_PROMPTS, SCHEMA, SYNC_ARGS, generate_all, tau
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 _ar_results: dict[str, list[dict]] = {}
 AR_ARGS = FP32 + METRICS + SYNC_ARGS  # the oracle (helpers/request_features.py says why)
