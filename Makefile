@@ -18,7 +18,8 @@ demo: harness
 test: harness
 	@eval "$$($(CLI) env)"; $(PY) -m pytest -m "not long" $(PYTEST_ARGS)
 
-# The e2e modules marked `long` (request features on 30 prompts x every feature x c=1/4: ~40 min here).
+# The e2e modules marked `long`: request features (30 prompts x every feature x c=1/4) and DFLASH on the hybrid
+# pair (30 prompts x 64 tokens x two mamba strategies x c=1/8, the seeds' hybrid cards, sampling); about an hour here.
 test-long: harness
 	@eval "$$($(CLI) env)"; $(PY) -m pytest -m long $(PYTEST_ARGS)
 

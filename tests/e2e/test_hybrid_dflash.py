@@ -14,7 +14,7 @@ from dflash_sglang.client import generate, generate_many
 from dflash_sglang.datasets import humaneval_prompts
 from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, SKIP_STATE_COMMIT_ENV, dflash_args, first_divergence
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 NUM_PROMPTS = 30
 NEW_TOKENS = 64

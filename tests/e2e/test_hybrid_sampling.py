@@ -13,7 +13,7 @@ from dflash_sglang.client import post_json
 from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS
 from helpers.tiny_vocab_pair import BLOCK, VOCAB, make_tiny_vocab_pair
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 SAMPLES, BATCH = 2000, 500
 PROMPT = [3, 7, 1, 12, 5]

@@ -12,7 +12,7 @@ from helpers import seed_commands
 from helpers.e2e import HYBRID_ENV, HYBRID_MEMORY_ARGS
 from helpers.seed_commands import for_tiny_pair, without_flag
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 CARDS = {c.id: c for c in seed_commands.load() if c.id in ("000", "002", "003")}
 MESSAGES = [{"role": "user", "content": "Write a quicksort in Python."}]
