@@ -15,7 +15,7 @@ import pytest
 
 from dflash_sglang.client import post_json
 from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, first_divergence
+from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, first_divergence, stream_generate
 from helpers.request_features import FEATURES, NEW_TOKENS, NUM_PROMPTS, SCHEMA, SYNC_ARGS, generate_all, tau
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
@@ -114,24 +114,10 @@ def test_logprobs_equal_ar(ar_server, dflash_server, prompts, concurrency):
             _assert_logprobs_close(o, a, key)
 
 
-def _stream(base_url: str, payload: dict) -> list[dict]:
-    import urllib.request
-
-    request = urllib.request.Request(base_url + "/generate", data=json.dumps({**payload, "stream": True}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    chunks = []
-    with urllib.request.urlopen(request, timeout=600) as resp:
-        for raw in resp:
-            line = raw.decode().strip()
-            if line.startswith("data:") and line != "data: [DONE]":
-                chunks.append(json.loads(line[len("data:"):]))
-    return chunks
-
-
 def test_streaming_with_logprobs_delivers_the_same_logprobs(dflash_server, prompts):
     payload = {"text": prompts[0], "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0},
                "return_logprob": True, "top_logprobs_num": 5}
-    chunks = _stream(dflash_server.base_url, payload)
+    chunks = stream_generate(dflash_server.base_url, payload)
     whole = post_json(dflash_server.base_url, "/generate", payload)
     assert len(chunks) > 1
     assert chunks[-1]["text"] == whole["text"]

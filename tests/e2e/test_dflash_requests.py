@@ -3,15 +3,13 @@ each checked against the AR server of the same build."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from dflash_sglang.client import HTTPStatusError, generate, generate_many, post_json
-from helpers.e2e import BLOCK, leak_reports, metric, token_usage
+from helpers.e2e import BLOCK, leak_reports, metric, stream_generate, token_usage
 
 pytestmark = pytest.mark.e2e
 
@@ -54,21 +52,9 @@ def test_stop_string_inside_a_block_ends_like_ar(ar_server, dflash_server):
     assert ours["meta_info"]["finish_reason"] == ar["meta_info"]["finish_reason"]
 
 
-def _stream(base_url: str, payload: dict) -> list[dict]:
-    request = urllib.request.Request(base_url + "/generate", data=json.dumps({**payload, "stream": True}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    chunks = []
-    with urllib.request.urlopen(request, timeout=600) as resp:
-        for raw in resp:
-            line = raw.decode().strip()
-            if line.startswith("data:") and line != "data: [DONE]":
-                chunks.append(json.loads(line[len("data:"):]))
-    return chunks
-
-
 def test_streaming_delivers_each_step_and_the_same_text(dflash_server):
     payload = {"text": PROMPT, "sampling_params": {"max_new_tokens": 48, "temperature": 0, "ignore_eos": True}}
-    chunks = _stream(dflash_server.base_url, payload)
+    chunks = stream_generate(dflash_server.base_url, payload)
     whole = generate(dflash_server.base_url, PROMPT, 48, temperature=0, ignore_eos=True)
     assert chunks[-1]["text"] == whole["text"]
     steps = whole["meta_info"]["dflash_acceptance_lengths"]

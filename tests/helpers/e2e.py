@@ -33,6 +33,21 @@ def first_divergence(a: list[int], b: list[int]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
+def stream_generate(base_url: str, payload: dict) -> list[dict]:
+    """The chunks of a streamed native /generate request, in order."""
+    import json
+
+    request = urllib.request.Request(base_url + "/generate", data=json.dumps({**payload, "stream": True}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    chunks = []
+    with urllib.request.urlopen(request, timeout=600) as resp:
+        for raw in resp:
+            line = raw.decode().strip()
+            if line.startswith("data:") and line != "data: [DONE]":
+                chunks.append(json.loads(line[len("data:"):]))
+    return chunks
+
+
 def metric(server, name: str) -> float:
     """A gauge from /metrics (the server needs --enable-metrics)."""
     with urllib.request.urlopen(server.base_url + "/metrics", timeout=30) as resp:
