@@ -1,0 +1,123 @@
+"""The load-aware verify budget (`--speculative-dflash-tree-budget auto`): one verify width per batch step,
+the one that maximises expected committed tokens per second.
+
+    rate(W) = E_batch(W) / (t_between + t_draft(bs) + t_verify(bs * W))
+
+E_batch(W) is the batch's expected committed tokens at width W (budget_estimate.py: the drafter's
+probabilities, calibrated on what the target accepted), the times are online fits (budget_cost.py).
+Width 1 is plain decoding: no draft pass, one verify token per request, one committed token each.
+
+A step decides in two stages, because the drafter's probabilities exist only after it has run:
+- `plan(bs)`, before drafting: plain decoding, or draft. It compares plain decoding with the best width
+  at the expected tokens of recent drafted steps (per request, decayed).
+- `choose(expected, bs)`, after drafting: the width for this batch, from this block's probabilities.
+One width serves the whole batch: the verify pass is one forward whose cost depends on its total
+tokens, and a ragged batch of widths would need a varlen verify; the batch's expected total decides.
+
+Exploration keeps the estimates honest. The first steps try every width in turn (the cost fits need
+several token counts); then every `explore_every`-th drafted step takes the next width in turn; and
+during plain decoding one step now and then drafts and verifies the full chain (a probe, at most
+`probe_share` of the time), so that plain decoding ends when the drafter's acceptance comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from dflash_sglang.spec.budget_cost import Ema, StepCosts, StepTiming
+
+PLAIN_WIDTH = 1
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    block_size: int  # the chain's full width (anchor + blk-1 drafts)
+    tree_widths: tuple[int, ...] = ()  # verify budgets past the chain (trees), in tokens per request
+    explore_every: int = 16  # every n-th drafted step verifies the next width in turn
+    probe_share: float = 0.1  # of the time spent decoding plainly, at most this goes to probes
+    cost_decay: float = 0.98  # per observation, for the cost fits
+    expected_decay: float = 0.8  # per drafted step, for the expected tokens `plan` reads
+
+    def __post_init__(self) -> None:
+        assert self.block_size >= 1, self.block_size
+        assert all(w > self.block_size for w in self.tree_widths), (self.tree_widths, self.block_size)
+        assert self.explore_every >= 2 and 0.0 < self.probe_share < 1.0, (self.explore_every, self.probe_share)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(range(1, self.block_size + 1)) + tuple(sorted(self.tree_widths))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`plan`'s answer: whether to draft, and the width if it is decided already (None: `choose`)."""
+
+    drafted: bool
+    width: int | None
+    reason: str  # warm-up | explore | probe | plain | chosen
+
+    @staticmethod
+    def make_dummy(drafted: bool = True, width: int | None = None) -> "Plan":
+        return Plan(drafted, width, "chosen" if width is None else "explore")
+
+
+class BudgetController:
+    def __init__(self, settings: BudgetSettings) -> None:
+        self.settings = settings
+        self.costs = StepCosts(settings.cost_decay)
+        self.expected: dict[int, Ema] = {w: Ema(settings.expected_decay) for w in settings.widths}  # per request
+        self.drafted_steps = 0
+        self.plain_seconds = 0.0  # spent decoding plainly since the last drafted step
+        self._turn = 0  # round-robin position over the widths, for warm-up and exploration
+
+    def _next_turn(self) -> int:
+        widths = self.settings.widths
+        # warm-up starts with the full chain: the first steps behave as a fixed-width server does
+        order = (self.settings.block_size,) + tuple(w for w in widths if w != self.settings.block_size)
+        width = order[self._turn % len(order)]
+        self._turn += 1
+        return width
+
+    def plan(self, batch_size: int) -> Plan:
+        if self.drafted_steps < len(self.settings.widths) or not self.costs.ready:
+            return Plan(True, self._next_turn(), "warm-up")
+        if (self.drafted_steps + 1) % self.settings.explore_every == 0:
+            return Plan(True, self._next_turn(), "explore")
+        if self._probe_due(batch_size):
+            return Plan(True, self.settings.block_size, "probe")
+        plain = batch_size / self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False)
+        known = {w: e.value * batch_size for w, e in self.expected.items() if e.value is not None}
+        if known and plain >= max(self._rates(known, batch_size).values()):
+            return Plan(False, PLAIN_WIDTH, "plain")
+        return Plan(True, None, "chosen")
+
+    def _probe_due(self, batch_size: int) -> bool:
+        probe = self.costs.seconds(batch_size, self.settings.block_size, drafted=True)
+        share = self.settings.probe_share
+        return self.plain_seconds * share >= probe * (1.0 - share)
+
+    def _rates(self, expected: Mapping[int, float], batch_size: int) -> dict[int, float]:
+        return {w: e / self.costs.seconds(batch_size, w, drafted=True) for w, e in expected.items()}
+
+    def choose(self, expected: Mapping[int, float], batch_size: int, plan: Plan) -> int:
+        """The width for a drafted step. `expected`: width -> the batch's expected committed tokens."""
+        assert plan.drafted, plan
+        for w, e in expected.items():
+            self.expected[w].observe(e / batch_size)
+        if plan.width is not None:
+            return plan.width
+        rates = self._rates(expected, batch_size)
+        return max(rates, key=lambda w: (rates[w], w))
+
+    def observe(self, timing: StepTiming) -> None:
+        self.costs.observe(timing)
+        if timing.drafted:
+            self.drafted_steps += 1
+            self.plain_seconds = 0.0
+        else:
+            self.plain_seconds += timing.verify_seconds + (self.costs.between.value or 0.0)
+
+    def observe_between(self, seconds: float) -> None:
+        """Wall time from the end of one decode step to the start of the next (the scheduler's share)."""
+        self.costs.observe_between(seconds)

@@ -1,0 +1,102 @@
+"""What a step costs, measured online: time as a linear function of the tokens a pass runs.
+
+A forward pass over n tokens costs about a + b*n: a fixed part (weights read, kernel launches, the
+per-step Python) and a part that grows with the tokens. Each pass gets a `LinearCost` fitted by least
+squares with exponential forgetting, so the fit follows a machine whose load changes; with only one
+distinct n seen so far the slope is unknown and the cost is that point's mean (flat), which is why
+the controller explores other widths at the start and now and then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Line:
+    intercept: float  # seconds
+    slope: float  # seconds per token
+
+    def __call__(self, tokens: float) -> float:
+        return self.intercept + self.slope * tokens
+
+
+class LinearCost:
+    """Seconds for a pass over n tokens: decayed least squares of (n, seconds) observations."""
+
+    def __init__(self, decay: float = 0.98) -> None:
+        assert 0.0 < decay <= 1.0, decay
+        self.decay = decay
+        self.w = self.wn = self.wnn = self.wt = self.wnt = 0.0  # decayed sums of 1, n, n^2, t, n*t
+
+    @property
+    def observed(self) -> bool:
+        return self.w > 0.0
+
+    def observe(self, tokens: float, seconds: float) -> None:
+        d = self.decay
+        self.w, self.wn, self.wnn = d * self.w + 1.0, d * self.wn + tokens, d * self.wnn + tokens * tokens
+        self.wt, self.wnt = d * self.wt + seconds, d * self.wnt + tokens * seconds
+
+    def line(self) -> Line:
+        assert self.observed, "no observation yet"
+        mean_n, mean_t = self.wn / self.w, self.wt / self.w
+        var_n = self.wnn / self.w - mean_n * mean_n
+        # below this spread of n (in tokens^2) the slope is noise: stay flat
+        if var_n <= 1e-6 * max(1.0, mean_n * mean_n):
+            return Line(mean_t, 0.0)
+        slope = max((self.wnt / self.w - mean_n * mean_t) / var_n, 0.0)  # more tokens never cost less
+        return Line(max(mean_t - slope * mean_n, 0.0), slope)
+
+    def __call__(self, tokens: float) -> float:
+        return self.line()(tokens)
+
+
+class Ema:
+    def __init__(self, decay: float = 0.9) -> None:
+        self.decay = decay
+        self.value: float | None = None
+
+    def observe(self, x: float) -> None:
+        self.value = x if self.value is None else self.decay * self.value + (1.0 - self.decay) * x
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """One decode step as measured by the budgeted step."""
+
+    batch_size: int
+    width: int  # verify tokens per request
+    drafted: bool  # whether the drafter's block pass ran
+    draft_seconds: float  # the block pass (0 when not drafted)
+    verify_seconds: float  # the target's verify pass, accept and commit
+
+    @staticmethod
+    def make_dummy(batch_size: int = 1, width: int = 4, drafted: bool = True) -> "StepTiming":
+        return StepTiming(batch_size, width, drafted, 0.01 if drafted else 0.0, 0.02)
+
+
+class StepCosts:
+    """Draft pass (by batch size), verify pass (by the batch's verify tokens) and the time between steps."""
+
+    def __init__(self, decay: float = 0.98) -> None:
+        self.draft = LinearCost(decay)  # n = requests (each drafts a whole block)
+        self.verify = LinearCost(decay)  # n = requests * width
+        self.between = Ema()  # scheduler time outside the worker, per step
+
+    @property
+    def ready(self) -> bool:
+        return self.draft.observed and self.verify.observed
+
+    def observe(self, timing: StepTiming) -> None:
+        if timing.drafted:
+            self.draft.observe(timing.batch_size, timing.draft_seconds)
+        self.verify.observe(timing.batch_size * timing.width, timing.verify_seconds)
+
+    def observe_between(self, seconds: float) -> None:
+        self.between.observe(seconds)
+
+    def seconds(self, batch_size: int, width: int, drafted: bool) -> float:
+        """Predicted wall time of a step (needs `ready`)."""
+        draft = self.draft(batch_size) if drafted else 0.0
+        return (self.between.value or 0.0) + draft + self.verify(batch_size * width)

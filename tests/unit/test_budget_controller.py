@@ -1,0 +1,115 @@
+"""The load-aware budget's controller, cost fits and calibration, on synthetic costs and acceptance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, BudgetSettings
+from dflash_sglang.spec.budget_cost import LinearCost, StepTiming
+from dflash_sglang.spec.budget_estimate import (
+    AcceptanceCalibration,
+    CalibrationSettings,
+    chain_expected_tokens,
+    verified_outcomes,
+)
+
+BLOCK = 8
+
+
+def test_linear_cost_recovers_a_line_and_stays_flat_on_one_point():
+    cost = LinearCost(decay=1.0)
+    cost.observe(4, 0.5)
+    cost.observe(4, 0.7)
+    assert cost(100) == pytest.approx(0.6)  # one distinct n: no slope to trust
+    for n in (1, 8, 16, 32):
+        cost.observe(n, 0.01 + 0.002 * n)
+    line = LinearCost(decay=1.0)
+    for n in (1, 8, 16, 32):
+        line.observe(n, 0.01 + 0.002 * n)
+    assert line.line().intercept == pytest.approx(0.01)
+    assert line.line().slope == pytest.approx(0.002)
+
+
+def test_chain_expected_tokens_counts_the_bonus_and_stops_at_the_first_rejection():
+    probs = torch.tensor([[1.0, 1.0, 0.0], [0.5, 0.5, 0.5]])  # [bs, blk-1]
+    expected = chain_expected_tokens(probs)  # [bs, blk]
+    assert expected[0].tolist() == [1.0, 2.0, 3.0, 3.0]
+    assert expected[1].tolist() == [1.0, 1.5, 1.75, 1.875]
+
+
+def test_verified_outcomes_judge_drafts_up_to_the_first_rejection_inside_the_width():
+    judged, hits = verified_outcomes(torch.tensor([0, 2, 3]), width=4, num_drafts=5)
+    assert judged.int().tolist() == [[1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0]]
+    assert hits.int().tolist() == [[0, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]
+
+
+def test_calibration_learns_the_observed_acceptance_rate():
+    calibration = AcceptanceCalibration(CalibrationSettings(decay=1.0))
+    scores = torch.full((1000,), 0.95)  # an over-confident drafter ...
+    accepted = torch.arange(1000) % 10 < 3  # ... whose drafts the target takes 30% of the time
+    calibration.observe(scores, torch.ones(1000, dtype=torch.bool), accepted)
+    assert calibration(torch.tensor([0.95])).item() == pytest.approx(0.3, abs=0.01)
+    assert calibration(torch.tensor([0.15])).item() == pytest.approx(0.15)  # no data: the score itself
+
+
+def _run(controller: BudgetController, steps: int, bs: int, accept_rate: float,
+         verify_seconds, draft_seconds: float = 0.004) -> list[int]:
+    """Drive the controller with synthetic steps: every draft accepted with probability `accept_rate`
+    (the drafter claims 0.9), times from the given cost functions. Returns the widths chosen."""
+    g = torch.Generator().manual_seed(0)
+    calibration = AcceptanceCalibration(CalibrationSettings())
+    widths = []
+    for _ in range(steps):
+        plan = controller.plan(bs)
+        width = plan.width
+        if plan.drafted:
+            scores = torch.full((bs, BLOCK - 1), 0.9)
+            expected = chain_expected_tokens(calibration(scores)).sum(0).tolist()
+            width = controller.choose({w + 1: e for w, e in enumerate(expected)}, bs, plan)
+            hits = torch.rand(bs, BLOCK - 1, generator=g) < accept_rate
+            accepted = hits.int().cumprod(1).sum(1).clamp(max=width - 1)  # [bs]
+            judged, ok = verified_outcomes(accepted, width, BLOCK - 1)
+            calibration.observe(scores, judged, ok)
+        widths.append(width)
+        controller.observe(StepTiming(bs, width, plan.drafted, draft_seconds if plan.drafted else 0.0,
+                                      verify_seconds(bs * width)))
+    return widths
+
+
+def test_flat_verify_cost_picks_the_full_chain():
+    controller = BudgetController(BudgetSettings(BLOCK))
+    widths = _run(controller, 200, bs=4, accept_rate=0.7, verify_seconds=lambda n: 0.02)
+    steady = [w for i, w in enumerate(widths[50:], 50) if (i + 1) % 16]  # exploration steps aside
+    assert max(set(steady), key=steady.count) == BLOCK
+
+
+def test_verify_cost_per_token_picks_a_short_chain_at_high_load():
+    """Verify time proportional to tokens at 32 requests: a long chain costs more than its drafts bring."""
+    controller = BudgetController(BudgetSettings(BLOCK))
+    widths = _run(controller, 200, bs=32, accept_rate=0.5, verify_seconds=lambda n: 0.001 + 0.001 * n)
+    tail = widths[100:]
+    assert max(set(tail), key=tail.count) < BLOCK
+
+
+def test_falls_back_to_plain_decoding_and_comes_back_when_acceptance_returns():
+    controller = BudgetController(BudgetSettings(BLOCK))
+    never = _run(controller, 300, bs=2, accept_rate=0.0, verify_seconds=lambda n: 0.01 + 0.001 * n)
+    assert never[-100:].count(PLAIN_WIDTH) > 70  # plain decoding, but for probes and exploration
+    back = _run(controller, 300, bs=2, accept_rate=0.95, verify_seconds=lambda n: 0.01 + 0.001 * n)
+    assert back[-100:].count(PLAIN_WIDTH) < 10
+    assert sum(back[-100:]) / 100 > BLOCK / 2
+
+
+def test_probes_and_exploration_keep_trying_other_widths():
+    controller = BudgetController(BudgetSettings(BLOCK, explore_every=4))
+    widths = _run(controller, 120, bs=1, accept_rate=0.8, verify_seconds=lambda n: 0.02)
+    assert set(widths) == set(range(1, BLOCK + 1))
+
+
+def test_tree_widths_are_options_past_the_chain():
+    settings = BudgetSettings(BLOCK, tree_widths=(32, 16))
+    assert settings.widths == tuple(range(1, BLOCK + 1)) + (16, 32)
+    controller = BudgetController(settings)
+    plan = controller.plan(2)
+    assert plan.drafted and plan.width == BLOCK  # warm-up starts with the full chain

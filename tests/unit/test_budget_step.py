@@ -1,0 +1,111 @@
+"""The budgeted step on a plain-torch Markov pair: every width the controller may choose commits AR's tokens."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from scipy.stats import chi2_contingency
+
+from dflash_sglang.spec.budget_controller import BudgetController, BudgetSettings, Plan
+from dflash_sglang.spec.budget_step import BudgetedStepper
+from dflash_sglang.spec.posterior import SamplingParams, processed_probs
+from dflash_sglang.spec.rules import REJECTION
+from dflash_sglang.spec.step import StepInput, TargetOutput
+from dflash_sglang.spec.types import Candidates
+
+VOCAB, BLOCK = 7, 5
+
+
+class MarkovPair:
+    """Target: next-token logits depend on the previous token only. Drafter: the target's k-step
+    marginals from the anchor plus noise, so its drafts are often right and sometimes wrong."""
+
+    def __init__(self, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.transition_logits = torch.randn(VOCAB, VOCAB, generator=g) * 3  # [prev, next]
+        step = torch.softmax(self.transition_logits, dim=-1)
+        marginals = torch.stack([torch.linalg.matrix_power(step, k + 1) for k in range(BLOCK)], dim=1)
+        self.draft_table = marginals.log() + torch.randn(VOCAB, BLOCK, VOCAB, generator=g)  # [anchor, k, vocab]
+        self.committed_widths: list[int] = []  # verify width seen by each commit
+        self.reserved = 0
+
+    def draft(self, block):
+        logits = self.draft_table[block.block_ids[:, 0], : block.block_size - 1]  # [bs, blk-1, vocab]
+        tokens = torch.cat([block.block_ids[:, :1], logits.argmax(-1)], dim=1)  # [bs, blk]
+        return Candidates(tokens=tokens, positions=block.positions, draft_logits=logits)
+
+    def reserve(self, block):
+        self.reserved += 1
+
+    def verify(self, candidates):
+        logits = self.transition_logits[candidates.tokens]  # [bs, w, vocab]
+        return TargetOutput(logits=logits, target_features=torch.zeros(*candidates.tokens.shape, 1))
+
+    def commit(self, candidates, acceptance, target):
+        self.committed_widths.append(candidates.tokens.shape[1])
+
+
+class FixedWidth(BudgetController):
+    """A controller that always picks `width` (1: plain decoding, no draft pass)."""
+
+    def __init__(self, width: int):
+        super().__init__(BudgetSettings(BLOCK))
+        self.width = width
+
+    def plan(self, batch_size: int) -> Plan:
+        return Plan(self.width > 1, self.width, "fixed")
+
+
+def _ar_greedy(pair: MarkovPair, first: int, n: int) -> list[int]:
+    out = [first]
+    while len(out) < n:
+        out.append(int(pair.transition_logits[out[-1]].argmax()))
+    return out
+
+
+def _decode(pair: MarkovPair, stepper: BudgetedStepper, anchors: list[int], n: int) -> list[list[int]]:
+    outs = [[a] for a in anchors]
+    while min(len(o) for o in outs) < n:
+        step = StepInput.make_dummy([o[-1] for o in outs], [len(o) for o in outs], block_size=BLOCK)
+        result = stepper.step(pair, step)
+        for out, row, accepted in zip(outs, result.acceptance.out_tokens.tolist(), result.acceptance.accepted.tolist()):
+            out += row[: accepted + 1]
+    return [o[:n] for o in outs]
+
+
+@pytest.mark.parametrize("width", range(1, BLOCK + 1), ids=lambda w: f"width{w}")
+def test_every_width_commits_the_ar_tokens(width):
+    pair = MarkovPair()
+    outs = _decode(pair, BudgetedStepper(FixedWidth(width)), anchors=[0, 3, 5], n=30)
+    assert outs == [_ar_greedy(pair, a, 30) for a in (0, 3, 5)]
+    assert set(pair.committed_widths) == {width}  # the commit saw the verified width (anchor alone for 1)
+    assert (pair.reserved > 0) == (width == 1)  # plain decoding reserves the block without drafting
+
+
+def test_the_auto_controller_commits_the_ar_tokens_while_it_changes_width():
+    pair = MarkovPair(seed=1)
+    ticks = itertools.count()
+    clock = lambda: next(ticks) * 0.001  # noqa: E731 - deterministic time: every clock read is 1 ms
+    controller = BudgetController(BudgetSettings(BLOCK, explore_every=3))
+    stepper = BudgetedStepper(controller, clock=clock)
+    outs = _decode(pair, stepper, anchors=[1, 2], n=120)
+    assert outs == [_ar_greedy(pair, a, 120) for a in (1, 2)]
+    assert set(pair.committed_widths) == set(range(1, BLOCK + 1))
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_sampled_steps_keep_the_target_distribution(width):
+    """A truncated chain is the rejection rule on a shorter block; width 1 samples the target directly."""
+    pair, samples, anchor = MarkovPair(seed=2), 3000, 4
+    params = SamplingParams.make_dummy([0.8] * samples)
+    step = StepInput(torch.full((samples,), anchor), torch.zeros(samples, dtype=torch.long), params, BLOCK, 0, REJECTION)
+    result = BudgetedStepper(FixedWidth(width)).step(pair, step, generator=torch.Generator().manual_seed(3))
+    first = result.acceptance.out_tokens[:, 0]
+    probs = processed_probs(pair.transition_logits[anchor][None, None], SamplingParams.make_dummy([0.8]))[0, 0]
+    expected = torch.multinomial(probs, samples, replacement=True, generator=torch.Generator().manual_seed(4))
+    table = torch.stack([torch.bincount(first, minlength=VOCAB), torch.bincount(expected, minlength=VOCAB)])
+    table = table[:, table.sum(0) > 0].numpy()
+    assert chi2_contingency(table).pvalue > 0.001
+    assert int(result.acceptance.accepted.max()) <= width - 1
