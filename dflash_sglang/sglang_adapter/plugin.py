@@ -36,9 +36,12 @@ def register() -> None:
 
 def install_hooks() -> None:
     """Register every HookRegistry hook. Each one only acts on what it is for (DFLASH, CPU)."""
-    from dflash_sglang.sglang_adapter import cpu, legacy_args, request_checks, startup, step_stats, takeover
+    from dflash_sglang.sglang_adapter import (
+        cpu, legacy_args, request_checks, startup, step_stats, takeover, tree_args,
+    )
 
     legacy_args.install()
+    tree_args.install()
     takeover.install()
     startup.install()
     request_checks.install()

@@ -1,0 +1,97 @@
+"""`TreeStepModels` over SGLang: the chain's draft pass, then the target verifies each request's tree
+in one TARGET_VERIFY pass through SGLang's custom-mask path, and the commit moves the accepted path.
+
+KV slots: the scheduler reserves only blk slots per request past seq_len, and a tree has n nodes, so
+every node gets a temporary slot from the shared KV allocator (`reserve`, before the draft pass, so a
+full pool can still fall back to the chain). After the walk the path's target K/V moves to the
+request's own slots seq_len.. (the pool's `move_kv_cache`, every layer), the drafter's context K/V is
+written there from the path's target features, and every temporary slot is freed.
+
+The mask is SGLang's full custom-mask layout, as EAGLE's tree verify passes it: per request, n rows
+of (seq_len + n) booleans, True = may attend; the committed prefix, then the node's ancestors and itself.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sglang.srt.model_executor.forward_batch_info import CaptureHiddenMode
+from sglang.srt.speculative.dflash_info import DFlashVerifyInput
+
+from dflash_sglang.sglang_adapter.step_models import SGLangStepModels
+from dflash_sglang.spec.step import TargetOutput
+from dflash_sglang.spec.tree_commit import commit_plan
+from dflash_sglang.spec.tree_types import DraftTree, TreeAcceptance
+
+
+def full_custom_mask(ancestors: torch.Tensor, seq_lens: torch.Tensor) -> torch.Tensor:
+    """ancestors [bs, n, n], seq_lens [bs] -> [sum_b n * (seq_len_b + n)] bool, request-major rows."""
+    bs, n, _ = ancestors.shape
+    width = seq_lens + n  # [bs] keys per row
+    starts = torch.cumsum(n * width, 0) - n * width  # [bs] where each request's rows begin
+    mask = torch.ones(int((n * width).sum()), dtype=torch.bool, device=ancestors.device)
+    rows = torch.arange(n, device=ancestors.device)
+    # element (b, i, j) of the tree part sits at start_b + i * width_b + seq_len_b + j
+    index = (starts[:, None, None] + rows[None, :, None] * width[:, None, None]
+             + seq_lens[:, None, None] + rows[None, None, :])  # [bs, n, n]
+    mask[index.flatten()] = ancestors.flatten()
+    return mask
+
+
+class SGLangTreeModels(SGLangStepModels):
+    def __init__(self, runners, batch) -> None:
+        super().__init__(runners, batch)
+        self.node_slots: torch.Tensor | None = None  # [bs, n] temporary KV slots, set by reserve()
+
+    @property
+    def _allocator(self):
+        return self.r.target_worker.model_runner.token_to_kv_pool_allocator
+
+    def reserve(self, num_nodes: int) -> bool:
+        """Temporary slots for every node of every request; False (nothing taken) when the pool is short."""
+        bs = self.batch.batch_size()
+        slots = self._allocator.alloc(bs * num_nodes)
+        if slots is None:
+            return False
+        self.node_slots = slots.to(torch.int64).view(bs, num_nodes)
+        return True
+
+    def release(self) -> None:
+        if self.node_slots is not None:
+            self._allocator.free(self.node_slots.flatten())
+            self.node_slots = None
+
+    def verify_tree(self, tree: DraftTree) -> TargetOutput:
+        bs, n = tree.tokens.shape
+        assert self.node_slots is not None and self.node_slots.shape == (bs, n), "reserve() first"
+        seq_lens = tree.positions[:, 0]  # [bs] the root sits at seq_len
+        verify_input = DFlashVerifyInput(
+            draft_token=tree.tokens.flatten(), positions=tree.positions.flatten(), draft_token_num=n,
+            custom_mask=full_custom_mask(tree.ancestors, seq_lens), capture_hidden_mode=CaptureHiddenMode.FULL,
+        )
+        batch = self.batch
+        batch.out_cache_loc = self.node_slots.flatten()
+        saved = batch.seq_lens_cpu, batch.seq_lens_sum
+        batch.seq_lens_cpu = self.seq_lens_cpu + n  # host bound on what attention reads: prefix + tree
+        batch.seq_lens_sum = int(batch.seq_lens_cpu.sum())
+        try:
+            forward_batch, _ = verify_input.prepare_for_verify(batch, self.r.target_worker)
+        finally:
+            batch.seq_lens_cpu, batch.seq_lens_sum = saved
+        out = self.r.target_worker.forward_batch_generation(batch=None, forward_batch=forward_batch, is_verify=True)
+        self.logits_output = out.logits_output
+        self.verify_ran_graph = bool(out.can_run_cuda_graph)
+        logits = out.logits_output.next_token_logits.view(bs, n, -1)  # [bs, n, vocab]
+        features = out.logits_output.hidden_states.view(bs, n, -1)  # [bs, n, n_feat*hidden]
+        return TargetOutput(logits=logits, target_features=features)
+
+    def commit_tree(self, tree: DraftTree, walked: TreeAcceptance, target: TargetOutput) -> None:
+        plan = commit_plan(walked, self.node_slots, self.slots, tree.positions[:, 0])
+        self.r.target_worker.model_runner.token_to_kv_pool.move_kv_cache(plan.dst_slots, plan.src_slots)
+        self.r.draft_model.write_context_kv(
+            self.r.draft_runner.token_to_kv_pool,
+            target.target_features.flatten(0, 1)[plan.path_nodes],  # [m, n_feat*hidden]
+            plan.positions,  # [m]
+            plan.dst_slots,  # [m]
+        )
+        self.release()
