@@ -14,7 +14,7 @@ from dflash_sglang.errors import UserError
 def _cmd_env(args: argparse.Namespace) -> None:
     from dflash_sglang import harness
 
-    for line in harness.export_lines(args.dir):
+    for line in harness.export_lines(args.dir, tp_size=args.tp_size):
         print(line)
 
 
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="print shell export lines that let stock SGLang run on this host")
     env.add_argument("--dir", type=Path, default=None, help="harness directory (default: inside the venv)")
+    env.add_argument("--tp-size", type=int, default=1,
+                     help="also export what SGLang's --tp-size N needs on a CPU host (thread binding, no pynccl)")
     env.set_defaults(func=_cmd_env)
 
     harness = sub.add_parser("harness", help="the CPU harness for hosts without an NVIDIA driver")

@@ -19,6 +19,7 @@ from typing import NoReturn
 from dflash_sglang import harness, serving
 from dflash_sglang.bundled import tiny_pair
 from dflash_sglang.errors import UserError
+from dflash_sglang.harness.tensor_parallel import tp_size_of
 from dflash_sglang.presets import BUNDLED_PREFIX, Preset
 
 WINDOW_FLAG = "--speculative-draft-window-size"
@@ -120,7 +121,7 @@ def launch_command(preset: Preset, model_path: Path | None = None, draft_path: P
     pairs = with_flags(pairs + preset_flags(preset, long_context), cpu_flags(preset))
     tokens = [token for flag, value in pairs for token in ((flag,) if value is None else (flag, value))]
     env = dict(preset.env)
-    env.update(harness.environment())  # {} on a GPU host
+    env.update(harness.environment(tp_size=tp_size_of([*tokens, *extra])))  # {} on a GPU host
     return LaunchCommand(argv=(sys.executable, "-m", "sglang.launch_server", *tokens, *extra),
                          env=tuple(env.items()))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dflash_sglang import harness
 from dflash_sglang.errors import UserError
+from dflash_sglang.harness.tensor_parallel import tp_size_of
 
 CPU_MEMORY_ARGS = ("--mem-fraction-static", "0.2", "--max-total-tokens", "8192")
 # An idle scheduler otherwise spins a whole core, and CPU hosts have few. The benchmark starts its
@@ -138,7 +139,7 @@ def launch(
     argv = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model_path),
             "--host", "127.0.0.1", "--port", str(port)]
     if cpu:
-        child_env.update(harness.environment(base=child_env))
+        child_env.update(harness.environment(base=child_env, tp_size=tp_size_of(extra_args)))
         argv += cpu_args(sleep_on_idle)
     argv += list(extra_args)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from dflash_sglang.compat import require_supported_sglang
 from dflash_sglang.errors import UserError
 from dflash_sglang.harness.driver import has_nvidia_driver
 from dflash_sglang.harness.stub import build_stub
+from dflash_sglang.harness.tensor_parallel import tp_environment
 
 HARNESS_DIR_ENV = "DFLASH_SGLANG_HARNESS_DIR"
 # Server flags SGLang needs on this CPU; used by the demo, the tests and `serve`.
@@ -49,18 +50,20 @@ def build(directory: Path | None = None) -> Path | None:
     return build_stub(Path(directory)).parent
 
 
-def environment(directory: Path | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The variables to add to `base` (default: os.environ) for SGLang to run here; {} on a GPU host."""
+def environment(directory: Path | None = None, base: dict[str, str] | None = None,
+                tp_size: int = 1) -> dict[str, str]:
+    """The variables to add to `base` (default: os.environ) for SGLang to run here with `tp_size` ranks
+    (tensor_parallel.py); {} on a GPU host."""
     lib_dir = build(directory)
     if lib_dir is None:
         return {}
     base = os.environ if base is None else base
     old = base.get("LD_LIBRARY_PATH", "")
     parts = [str(lib_dir)] + [p for p in old.split(":") if p and p != str(lib_dir)]
-    return {"SGLANG_USE_CPU_ENGINE": "1", "LD_LIBRARY_PATH": ":".join(parts)}
+    return {"SGLANG_USE_CPU_ENGINE": "1", "LD_LIBRARY_PATH": ":".join(parts), **tp_environment(tp_size, base)}
 
 
-def export_lines(directory: Path | None = None) -> list[str]:
+def export_lines(directory: Path | None = None, tp_size: int = 1) -> list[str]:
     """Shell `export` lines; empty on a GPU host. LD_LIBRARY_PATH keeps the caller's value at eval time."""
     lib_dir = build(directory)
     if lib_dir is None:
@@ -69,4 +72,5 @@ def export_lines(directory: Path | None = None) -> list[str]:
     return [
         "export SGLANG_USE_CPU_ENGINE=1",
         f'export LD_LIBRARY_PATH={quoted}"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"',
+        *(f"export {name}={shlex.quote(value)}" for name, value in tp_environment(tp_size).items()),
     ]
