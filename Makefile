@@ -1,6 +1,6 @@
 # `make demo` and `make test` work on a fresh machine: they create the shared venv if missing,
 # re-install this checkout into it, build the CPU harness (on hosts without an NVIDIA driver) and run.
-.PHONY: setup harness demo test test-long test-unit test-e2e bench bench-hybrid gpu-check tiny-pair clean
+.PHONY: setup harness demo test test-long test-unit test-e2e bench bench-hybrid soak gpu-check tiny-pair clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -29,10 +29,12 @@ test-unit: harness
 test-e2e: harness
 	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-# AR, NGRAM, our DFLASH and SGLang's builtin DFLASH on the bundled pair, one server at a time.
+# Issue 12's sweep on the bundled pair, greedy: NGRAM, SGLang's builtin DFLASH, our chain, our trees (16/32/64
+# tokens) and `--speculative-dflash-tree-budget auto`, each next to AR in alternating rounds, at c = 1..32;
+# JSON + PNG (speedup vs concurrency, τ vs budget). Hours on this CPU: SWEEP_ARGS='--concurrency 1,8' narrows it.
 bench: harness
-	@$(PY) -m dflash_sglang.benchmark --compare ar,ngram,dflash,builtin --concurrency 1,8 \
-		--num-prompts 24 --max-new-tokens 96 --output docs/benchmarks/latest.json $(BENCH_ARGS)
+	@$(PY) -m dflash_sglang.benchmark.sweep --concurrency 1,4,8,16,32 --rounds 3 --num-prompts 16 \
+		--max-new-tokens 96 --output docs/benchmarks/sweep.json $(SWEEP_ARGS)
 	@$(MAKE) --no-print-directory bench-hybrid
 
 # AR, our DFLASH and SGLang's builtin DFLASH on the bundled hybrid (Gated DeltaNet) pair.
@@ -41,6 +43,11 @@ bench-hybrid: harness
 		--concurrency 1,8 --model "$$TARGET" --draft-model "$$DRAFTER" --dtype float32 \
 		--server-args='--mamba-radix-cache-strategy no_buffer' --num-prompts 24 --max-new-tokens 96 \
 		--output docs/benchmarks/latest-hybrid.json $(BENCH_ARGS)
+
+# Our DFLASH server on the bundled pair under mixed c=16 traffic for 30 minutes (SOAK_ARGS='--minutes 5'); exit 1 on
+# any unexpected error, greedy mismatch vs AR, KV in use at idle or RSS growth >= 5 % (README: Soak).
+soak: harness
+	@eval "$$($(CLI) env)"; $(PY) -m dflash_sglang.soak --output build/soak/report.json $(SOAK_ARGS)
 
 # On a CUDA host: AR, our DFLASH and SGLang's builtin on every attention backend x dtype x graphs on/off,
 # greedy output checked against AR's, one table, JSON in build/gpu-check/ (< 8 min). Elsewhere: exit 2.
