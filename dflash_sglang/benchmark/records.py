@@ -21,6 +21,8 @@ class RequestRecord:
     correct_drafts_histogram: tuple[int, ...] = ()  # [k] = verify steps that accepted k drafts
     # Our worker's per-step acceptance lengths (drafts + bonus); empty elsewhere and when streamed.
     acceptance_lengths: tuple[int, ...] = ()
+    # `--speculative-dflash-tree-budget auto`: each step's verify width (1 = plain decoding); empty elsewhere.
+    verify_widths: tuple[int, ...] = ()
     finish_reason: str | None = None
     output_ids: tuple[int, ...] = ()  # the generated token ids (greedy runs are compared by them)
 

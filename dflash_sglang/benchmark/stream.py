@@ -15,6 +15,7 @@ from dflash_sglang.benchmark.records import RequestRecord
 from dflash_sglang.client import HTTPStatusError
 
 ACCEPTANCE_KEY = "dflash_acceptance_lengths"  # our worker's per-step list (see sglang_adapter/worker.py)
+WIDTH_KEY = "dflash_verify_widths"  # the same, for the verify width of `auto` (sglang_adapter/budget_auto.py)
 
 
 def _messages(response):
@@ -40,6 +41,7 @@ def _record(index: int, times: list[float], counts: list[int], meta: dict, outpu
         spec_verify_ct=int(meta.get("spec_verify_ct", 0)),
         correct_drafts_histogram=tuple(meta.get("spec_correct_drafts_histogram") or ()),
         acceptance_lengths=tuple(meta.get(ACCEPTANCE_KEY) or ()),
+        verify_widths=tuple(meta.get(WIDTH_KEY) or ()),
         finish_reason=finish.get("type") if isinstance(finish, dict) else finish,
         output_ids=tuple(output_ids),
     )

@@ -14,6 +14,8 @@ those plus the bonus token, recorded the same way, so the builtin and ours compa
 from __future__ import annotations
 
 ACCEPTANCE_KEY = "dflash_acceptance_lengths"
+WIDTH_KEY = "dflash_verify_widths"  # `--speculative-dflash-tree-budget auto`: each step's verify width
+STEP_KEYS = (ACCEPTANCE_KEY, WIDTH_KEY)  # one value per step, stored and streamed alike
 COLLECT = ("sglang.srt.managers.scheduler_components.batch_result_processor."
            "SchedulerBatchResultProcessor._maybe_collect_customized_info")
 ACCUMULATE = "sglang.srt.managers.tokenizer_manager.TokenizerManager._accumulate_request_meta_info"
@@ -34,23 +36,24 @@ def collect_customized_info(original, processor, i, req, logits_output):
         if pending is not None:  # a worker without lengths of its own (SGLang's builtin)
             record_step(req, pending)
         return
-    lengths = info.pop(ACCEPTANCE_KEY)
+    per_step = {key: info.pop(key) for key in STEP_KEYS if key in info}
     try:
         if info:
             original(processor, i, req, logits_output)
     finally:
-        info[ACCEPTANCE_KEY] = lengths
-    record_step(req, int(lengths[i]))
+        info.update(per_step)
+    for key, values in per_step.items():
+        record_step(req, int(values[i]), key)
 
 
-def record_step(req, step_length: int) -> None:
+def record_step(req, step_length: int, key: str = ACCEPTANCE_KEY) -> None:
     if req.customized_info is None:
         req.customized_info = {}
-    previous = req.customized_info.get(ACCEPTANCE_KEY, [])
+    previous = req.customized_info.get(key, [])
     # A request that stops inside a block keeps fewer tokens than the step committed (finished_len):
     # the step's value goes at its last *visible* token, which the streamer does not slice away.
     visible = req.finished_len if req.finished_len is not None else len(req.output_ids)
-    req.customized_info[ACCEPTANCE_KEY] = token_aligned(previous, visible, step_length)
+    req.customized_info[key] = token_aligned(previous, visible, step_length)
 
 
 def note_step(original, req, num_correct_drafts):
@@ -60,7 +63,7 @@ def note_step(original, req, num_correct_drafts):
 
 def accumulate_request_meta_info(original, meta_info, state, key, values):
     original(meta_info, state, key, values)
-    if key == ACCEPTANCE_KEY:
+    if key in STEP_KEYS:
         meta_info[key] = [n for n in state.customized_info_accumulated[key] if n is not None]
 
 

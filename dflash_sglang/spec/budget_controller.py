@@ -15,7 +15,8 @@ One width serves the whole batch: the verify pass is one forward whose cost depe
 tokens, and a ragged batch of widths would need a varlen verify; the batch's expected total decides.
 
 Exploration keeps the estimates honest. The first steps try every width in turn (the cost fits need
-several token counts); then every `explore_every`-th drafted step takes the next width in turn; and
+several token counts); then a step now and then takes the next width in turn, at most `explore_share`
+of the time (a tree at high load costs several ordinary steps); and
 during plain decoding one step now and then drafts and verifies the full chain (a probe, at most
 `probe_share` of the time), so that plain decoding ends when the drafter's acceptance comes back.
 """
@@ -34,7 +35,7 @@ PLAIN_WIDTH = 1
 class BudgetSettings:
     block_size: int  # the chain's full width (anchor + blk-1 drafts)
     tree_widths: tuple[int, ...] = ()  # verify budgets past the chain (trees), in tokens per request
-    explore_every: int = 16  # every n-th drafted step verifies the next width in turn
+    explore_share: float = 0.05  # of the decoding time, at most this goes to trying the next width in turn
     probe_share: float = 0.1  # of the time spent decoding plainly, at most this goes to probes
     cost_decay: float = 0.98  # per observation, for the cost fits
     expected_decay: float = 0.8  # per drafted step, for the expected tokens `plan` reads
@@ -42,7 +43,7 @@ class BudgetSettings:
     def __post_init__(self) -> None:
         assert self.block_size >= 1, self.block_size
         assert all(w > self.block_size for w in self.tree_widths), (self.tree_widths, self.block_size)
-        assert self.explore_every >= 2 and 0.0 < self.probe_share < 1.0, (self.explore_every, self.probe_share)
+        assert 0.0 < self.explore_share < 1.0 and 0.0 < self.probe_share < 1.0, (self.explore_share, self.probe_share)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -65,24 +66,34 @@ class Plan:
 class BudgetController:
     def __init__(self, settings: BudgetSettings) -> None:
         self.settings = settings
-        self.costs = StepCosts(settings.cost_decay)
+        self.costs = StepCosts(settings.block_size, settings.cost_decay)
         self.expected: dict[int, Ema] = {w: Ema(settings.expected_decay) for w in settings.widths}  # per request
         self.drafted_steps = 0
         self.plain_seconds = 0.0  # spent decoding plainly since the last drafted step
         self._turn = 0  # round-robin position over the widths, for warm-up and exploration
+        self.since_explore = 0.0  # seconds of steps since the last warm-up or exploration step
 
-    def _next_turn(self) -> int:
+    def _peek_turn(self) -> int:
         widths = self.settings.widths
         # warm-up starts with the full chain: the first steps behave as a fixed-width server does
         order = (self.settings.block_size,) + tuple(w for w in widths if w != self.settings.block_size)
-        width = order[self._turn % len(order)]
+        return order[self._turn % len(order)]
+
+    def _next_turn(self) -> int:
+        width = self._peek_turn()
         self._turn += 1
+        self.since_explore = 0.0
         return width
+
+    def _explore_due(self, batch_size: int) -> bool:
+        cost = self.costs.seconds(batch_size, self._peek_turn(), drafted=True)
+        share = self.settings.explore_share
+        return self.since_explore * share >= cost * (1.0 - share)
 
     def plan(self, batch_size: int) -> Plan:
         if self.drafted_steps < len(self.settings.widths) or not self.costs.ready:
             return Plan(True, self._next_turn(), "warm-up")
-        if (self.drafted_steps + 1) % self.settings.explore_every == 0:
+        if self._explore_due(batch_size):
             return Plan(True, self._next_turn(), "explore")
         if self._probe_due(batch_size):
             return Plan(True, self.settings.block_size, "probe")
@@ -112,11 +123,23 @@ class BudgetController:
 
     def observe(self, timing: StepTiming) -> None:
         self.costs.observe(timing)
+        self.since_explore += timing.draft_seconds + timing.verify_seconds + (self.costs.between.value or 0.0)
         if timing.drafted:
             self.drafted_steps += 1
             self.plain_seconds = 0.0
         else:
             self.plain_seconds += timing.verify_seconds + (self.costs.between.value or 0.0)
+
+    def describe(self, batch_size: int) -> str:
+        """One line of the controller's state, for the worker's periodic log."""
+        costs, parts = self.costs, []
+        if costs.ready:
+            parts.append(f"draft {costs.draft.line()}, verify {costs.verify.line()}"
+                         + (f", tree verify {costs.tree_verify.line()}" if costs.tree_verify.observed else "")
+                         + f", between {costs.between.value or 0.0:.4f}s")
+        known = {w: round(e.value, 2) for w, e in self.expected.items() if e.value is not None}
+        parts.append(f"expected tokens per request {known}")
+        return f"bs {batch_size}: " + "; ".join(parts)
 
     def observe_between(self, seconds: float) -> None:
         """Wall time from the end of one decode step to the start of the next (the scheduler's share)."""

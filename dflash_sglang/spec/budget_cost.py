@@ -20,6 +20,9 @@ class Line:
     def __call__(self, tokens: float) -> float:
         return self.intercept + self.slope * tokens
 
+    def __str__(self) -> str:
+        return f"{1e3 * self.intercept:.2f}ms + {1e3 * self.slope:.3f}ms/token"
+
 
 class LinearCost:
     """Seconds for a pass over n tokens: decayed least squares of (n, seconds) observations."""
@@ -77,12 +80,21 @@ class StepTiming:
 
 
 class StepCosts:
-    """Draft pass (by batch size), verify pass (by the batch's verify tokens) and the time between steps."""
+    """Draft pass (by batch size), verify pass (by the batch's verify tokens) and the time between steps.
+    Trees (widths past the block) have their own verify fit: building the tree, its mask and the move of
+    the accepted path's K/V cost more per token than a chain does."""
 
-    def __init__(self, decay: float = 0.98) -> None:
+    def __init__(self, block_size: int, decay: float = 0.98) -> None:
+        self.block_size = block_size
         self.draft = LinearCost(decay)  # n = requests (each drafts a whole block)
         self.verify = LinearCost(decay)  # n = requests * width
+        self.tree_verify = LinearCost(decay)  # the same, for trees
         self.between = Ema()  # scheduler time outside the worker, per step
+
+    def _verify(self, width: int) -> LinearCost:
+        # a tree never measured yet is priced like a chain of its width
+        tree = width > self.block_size and self.tree_verify.observed
+        return self.tree_verify if tree else self.verify
 
     @property
     def ready(self) -> bool:
@@ -91,7 +103,8 @@ class StepCosts:
     def observe(self, timing: StepTiming) -> None:
         if timing.drafted:
             self.draft.observe(timing.batch_size, timing.draft_seconds)
-        self.verify.observe(timing.batch_size * timing.width, timing.verify_seconds)
+        fit = self.tree_verify if timing.width > self.block_size else self.verify
+        fit.observe(timing.batch_size * timing.width, timing.verify_seconds)
 
     def observe_between(self, seconds: float) -> None:
         self.between.observe(seconds)
@@ -99,4 +112,4 @@ class StepCosts:
     def seconds(self, batch_size: int, width: int, drafted: bool) -> float:
         """Predicted wall time of a step (needs `ready`)."""
         draft = self.draft(batch_size) if drafted else 0.0
-        return (self.between.value or 0.0) + draft + self.verify(batch_size * width)
+        return (self.between.value or 0.0) + draft + self._verify(width)(batch_size * width)

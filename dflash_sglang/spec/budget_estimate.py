@@ -78,6 +78,11 @@ class AcceptanceCalibration:
         """scores [...] -> calibrated acceptance chances [...] (float32, on the scores' device)."""
         return self.rates().float()[self._bin(scores)].to(scores.device)
 
+    def describe(self) -> str:
+        rates = self.rates().tolist()
+        return " ".join(f"{c:.2f}->{r:.2f}({n:.0f})" for c, r, n in zip(self.centers.tolist(), rates,
+                                                                       self.judged.tolist()))
+
     def observe(self, scores: torch.Tensor, judged: torch.Tensor, accepted: torch.Tensor) -> None:
         """scores, judged, accepted [...] for one step's drafts (see `verified_outcomes`)."""
         bins = self._bin(scores)
@@ -106,3 +111,24 @@ class RowCalibration:
         for table, rows in ((self.greedy, greedy), (self.sampled, ~greedy)):
             if bool(rows.any()):
                 table.observe(scores[rows], judged[rows], hits[rows])
+
+
+class TreeGain:
+    """Trees of N tokens per request: expected tokens = the chain's expected tokens at its full width times
+    a gain measured on the tree steps run so far (committed per request over what the chain's estimate
+    said in the same step), decayed. A tree never run has gain 1: warm-up and exploration run each once,
+    and a tree is chosen only when what it adds pays for its verify tokens."""
+
+    def __init__(self, widths: tuple[int, ...], decay: float = 0.9) -> None:
+        self.decay = decay
+        self.gain: dict[int, float | None] = {w: None for w in widths}
+
+    def expected(self, chain_full: float) -> dict[int, float]:
+        """chain_full: the batch's expected committed tokens with the full chain -> width -> the tree's."""
+        return {w: chain_full * (1.0 if g is None else g) for w, g in self.gain.items()}
+
+    def observe(self, width: int, committed: float, chain_full: float) -> None:
+        """committed and chain_full: the batch's committed tokens, and the chain's estimate, this step."""
+        ratio = committed / max(chain_full, 1e-6)
+        old = self.gain[width]
+        self.gain[width] = ratio if old is None else self.decay * old + (1.0 - self.decay) * ratio

@@ -5,7 +5,9 @@ drafted block, so the target's tokens decide exactly as in the full chain, only 
 accepted; width 1 verifies the anchor alone, which is a plain decode step (the drafter does not run,
 and the commit still writes the anchor's drafter context K/V from the target's features, so later
 draft passes see the whole context). The drafter always drafts its full block: it was trained on
-blocks of that size and its attention inside the block is non-causal.
+blocks of that size and its attention inside the block is non-causal. A width past the block is a
+DDTree of that many tokens per request built from the same draft pass (spec/tree_*.py), lossless by
+its walk; a batch the tree cannot serve (logit features, logprobs, a full KV pool) takes the full chain.
 """
 
 from __future__ import annotations
@@ -17,18 +19,32 @@ from typing import Callable, Protocol
 import torch
 
 from dflash_sglang.spec.block import make_draft_block
-from dflash_sglang.spec.budget_controller import BudgetController, Plan
+from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, Plan
 from dflash_sglang.spec.budget_cost import StepTiming
-from dflash_sglang.spec.budget_estimate import RowCalibration, chain_expected_tokens, draft_scores
+from dflash_sglang.spec.budget_estimate import RowCalibration, TreeGain, chain_expected_tokens, draft_scores
 from dflash_sglang.spec.logit_processing import process_logits
+from dflash_sglang.spec.posterior import posterior_tokens
 from dflash_sglang.spec.rules import POINT_MASS, accept_verified, draw_drafts
-from dflash_sglang.spec.step import StepInput, StepModels
+from dflash_sglang.spec.step import StepInput, StepModels, TargetOutput
+from dflash_sglang.spec.tree_accept import walk_tree
+from dflash_sglang.spec.tree_build import build_tree
+from dflash_sglang.spec.tree_types import DraftTree, TreeAcceptance
 from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
 
 
 class BudgetModels(StepModels, Protocol):
-    def reserve(self, block: DraftBlock) -> None:
+    def reserve_block(self, block: DraftBlock) -> None:
         """Whatever `draft` prepares for `verify` and `commit` (the block's KV slots), without drafting."""
+
+
+class BudgetTreeModels(BudgetModels, Protocol):  # spec/tree_step.py's TreeStepModels, plus the tree's slots
+    def reserve(self, num_nodes: int) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def verify_tree(self, tree: DraftTree) -> TargetOutput: ...
+
+    def commit_tree(self, tree: DraftTree, walked: TreeAcceptance, target: TargetOutput) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,44 +78,83 @@ def anchor_only(block: DraftBlock) -> Candidates:
 
 
 class BudgetedStepper:
-    """Holds the controller and the calibration across steps; `step` runs one batch."""
+    """Holds the controller and the estimates across steps; `step` runs one batch."""
 
     def __init__(self, controller: BudgetController, calibration: RowCalibration | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.controller = controller
         self.calibration = calibration or RowCalibration()
+        self.tree_gain = TreeGain(controller.settings.tree_widths)
         self.clock = clock
 
-    def expected_tokens(self, candidates: Candidates, greedy_rows: torch.Tensor) -> tuple[dict[int, float], torch.Tensor]:
+    def expected_tokens(self, candidates: Candidates, greedy_rows: torch.Tensor,
+                        trees: bool) -> tuple[dict[int, float], torch.Tensor]:
         """width -> the batch's expected committed tokens, and the drafts' scores [bs, blk-1]."""
         scores = draft_scores(candidates, greedy_rows)  # [bs, blk-1]
         per_request = chain_expected_tokens(self.calibration(scores, greedy_rows))  # [bs, blk]
-        totals = per_request.sum(dim=0).tolist()  # [blk]
-        return {w + 1: float(e) for w, e in enumerate(totals)}, scores
+        expected = {w + 1: float(e) for w, e in enumerate(per_request.sum(dim=0).tolist())}
+        if trees:
+            expected.update(self.tree_gain.expected(expected[candidates.tokens.shape[1]]))
+        return expected, scores
 
-    def step(self, models: BudgetModels, step: StepInput, generator: torch.Generator | None = None) -> BudgetedStep:
+    def step(self, models: BudgetModels, step: StepInput, generator: torch.Generator | None = None,
+             trees: bool = True) -> BudgetedStep:
+        """`trees`: whether this batch may verify a tree (no logit features, no logprobs: the tree's
+        verify skips them), else widths past the chain become the full chain."""
         block = make_draft_block(step.anchors, step.seq_lens, step.block_size, step.mask_token_id)
-        bs = block.batch_size
-        greedy_rows = step.sampling.top_ks <= 1  # [bs]
+        bs, greedy_rows = block.batch_size, step.sampling.top_ks <= 1  # [bs]
         start = self.clock()
         plan = self.controller.plan(bs)
-        scores = None
-        if plan.drafted:
-            candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
-            expected, scores = self.expected_tokens(candidates, greedy_rows)
-            width = self.controller.choose(expected, bs, plan)
-            candidates = truncate(candidates, width)
-        else:
-            models.reserve(block)
-            candidates, width = anchor_only(block), plan.width
-        # no drafts: every rule reduces to sampling the target's token, and point-mass needs no q
-        rule = step.rule if plan.drafted else POINT_MASS
+        if not plan.drafted:
+            models.reserve_block(block)
+            acceptance = _verify_chain(models, step, anchor_only(block), POINT_MASS, generator)
+            return self._done(BudgetedStep(acceptance, PLAIN_WIDTH, plan), start, start)
+        candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
+        trees = trees and step.features is None and bool(self.controller.settings.tree_widths)
+        expected, scores = self.expected_tokens(candidates, greedy_rows, trees)
+        width = self.controller.choose(expected, bs, plan)
         drafted_at = self.clock()
-        target = models.verify(candidates)
-        target = replace(target, logits=process_logits(target.logits, candidates, step.features))
-        acceptance = accept_verified(candidates, target.logits, step.sampling, rule, generator)
-        models.commit(candidates, acceptance, target)
-        self.controller.observe(StepTiming(bs, width, plan.drafted, drafted_at - start, self.clock() - drafted_at))
-        if scores is not None:
+        acceptance = None
+        if width > step.block_size:
+            acceptance = _verify_tree(models, step, candidates, width, generator) if trees else None
+            if acceptance is None:  # not for this batch, or no KV slots for the tree: the full chain
+                width = step.block_size
+            else:
+                self.tree_gain.observe(width, float(acceptance.acceptance_lengths.sum()), expected[step.block_size])
+        if acceptance is None:
+            acceptance = _verify_chain(models, step, truncate(candidates, width), step.rule, generator)
             self.calibration.observe(scores, greedy_rows, acceptance.accepted, width)
-        return BudgetedStep(acceptance, width, plan)
+        return self._done(BudgetedStep(acceptance, width, plan), start, drafted_at)
+
+    def _done(self, result: BudgetedStep, start: float, drafted_at: float) -> BudgetedStep:
+        bs = result.acceptance.accepted.shape[0]
+        self.controller.observe(StepTiming(bs, result.width, result.plan.drafted, drafted_at - start,
+                                           self.clock() - drafted_at))
+        return result
+
+
+def _verify_chain(models: BudgetModels, step: StepInput, candidates: Candidates, rule: str,
+                  generator: torch.Generator | None) -> Acceptance:
+    """verify -> accept -> commit of a chain of any width (the anchor alone is plain decoding: with no
+    drafts every rule samples the target's token, and point-mass needs no q)."""
+    target = models.verify(candidates)
+    target = replace(target, logits=process_logits(target.logits, candidates, step.features))
+    acceptance = accept_verified(candidates, target.logits, step.sampling, rule, generator)
+    models.commit(candidates, acceptance, target)
+    return acceptance
+
+
+def _verify_tree(models: BudgetTreeModels, step: StepInput, candidates: Candidates, budget: int,
+                 generator: torch.Generator | None) -> Acceptance | None:
+    """spec/tree_step.py's verify, walk and commit on the drafted block; None when the KV pool cannot hold
+    the tree's temporary slots."""
+    if not models.reserve(budget):
+        return None
+    try:
+        tree = build_tree(candidates.draft_logits, step.anchors, step.seq_lens, budget)
+        target = models.verify_tree(tree)
+        walked = walk_tree(tree, posterior_tokens(target.logits, step.sampling, generator), step.block_size)
+        models.commit_tree(tree, walked, target)
+        return walked.acceptance
+    finally:
+        models.release()

@@ -80,7 +80,7 @@ def _run(controller: BudgetController, steps: int, bs: int, accept_rate: float,
 def test_flat_verify_cost_picks_the_full_chain():
     controller = BudgetController(BudgetSettings(BLOCK))
     widths = _run(controller, 200, bs=4, accept_rate=0.7, verify_seconds=lambda n: 0.02)
-    steady = [w for i, w in enumerate(widths[50:], 50) if (i + 1) % 16]  # exploration steps aside
+    steady = widths[50:]
     assert max(set(steady), key=steady.count) == BLOCK
 
 
@@ -102,7 +102,7 @@ def test_falls_back_to_plain_decoding_and_comes_back_when_acceptance_returns():
 
 
 def test_probes_and_exploration_keep_trying_other_widths():
-    controller = BudgetController(BudgetSettings(BLOCK, explore_every=4))
+    controller = BudgetController(BudgetSettings(BLOCK, explore_share=0.3))
     widths = _run(controller, 120, bs=1, accept_rate=0.8, verify_seconds=lambda n: 0.02)
     assert set(widths) == set(range(1, BLOCK + 1))
 

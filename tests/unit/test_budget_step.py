@@ -36,7 +36,7 @@ class MarkovPair:
         tokens = torch.cat([block.block_ids[:, :1], logits.argmax(-1)], dim=1)  # [bs, blk]
         return Candidates(tokens=tokens, positions=block.positions, draft_logits=logits)
 
-    def reserve(self, block):
+    def reserve_block(self, block):
         self.reserved += 1
 
     def verify(self, candidates):
@@ -46,12 +46,25 @@ class MarkovPair:
     def commit(self, candidates, acceptance, target):
         self.committed_widths.append(candidates.tokens.shape[1])
 
+    def reserve(self, num_nodes):  # the tree's temporary slots
+        return True
+
+    def release(self):
+        pass
+
+    def verify_tree(self, tree):
+        logits = self.transition_logits[tree.tokens]  # [bs, n, vocab]: the next token depends on the node only
+        return TargetOutput(logits=logits, target_features=torch.zeros(*tree.tokens.shape, 1))
+
+    def commit_tree(self, tree, walked, target):
+        self.committed_widths.append(tree.num_nodes)
+
 
 class FixedWidth(BudgetController):
     """A controller that always picks `width` (1: plain decoding, no draft pass)."""
 
     def __init__(self, width: int):
-        super().__init__(BudgetSettings(BLOCK))
+        super().__init__(BudgetSettings(BLOCK, tree_widths=(width,) if width > BLOCK else ()))
         self.width = width
 
     def plan(self, batch_size: int) -> Plan:
@@ -75,7 +88,7 @@ def _decode(pair: MarkovPair, stepper: BudgetedStepper, anchors: list[int], n: i
     return [o[:n] for o in outs]
 
 
-@pytest.mark.parametrize("width", range(1, BLOCK + 1), ids=lambda w: f"width{w}")
+@pytest.mark.parametrize("width", [*range(1, BLOCK + 1), 12], ids=lambda w: f"width{w}")
 def test_every_width_commits_the_ar_tokens(width):
     pair = MarkovPair()
     outs = _decode(pair, BudgetedStepper(FixedWidth(width)), anchors=[0, 3, 5], n=30)
@@ -88,11 +101,12 @@ def test_the_auto_controller_commits_the_ar_tokens_while_it_changes_width():
     pair = MarkovPair(seed=1)
     ticks = itertools.count()
     clock = lambda: next(ticks) * 0.001  # noqa: E731 - deterministic time: every clock read is 1 ms
-    controller = BudgetController(BudgetSettings(BLOCK, explore_every=3))
+    controller = BudgetController(BudgetSettings(BLOCK, tree_widths=(9, 16), explore_share=0.5))
     stepper = BudgetedStepper(controller, clock=clock)
     outs = _decode(pair, stepper, anchors=[1, 2], n=120)
     assert outs == [_ar_greedy(pair, a, 120) for a in (1, 2)]
-    assert set(pair.committed_widths) == set(range(1, BLOCK + 1))
+    assert set(pair.committed_widths) == {*range(1, BLOCK + 1), 9, 16}
+    assert set(stepper.tree_gain.gain) == {9, 16} and None not in stepper.tree_gain.gain.values()
 
 
 @pytest.mark.parametrize("width", [1, 3])

@@ -1,0 +1,29 @@
+"""`SGLangStepModels` for steps whose verify width changes (`--speculative-dflash-tree-budget auto`).
+
+The scheduler reserves a whole block of KV slots per request every step, whatever the width. A step
+of width W verifies into the first W of them and commits from those; the rest stay unused, exactly as
+the slots of rejected drafts do (the scheduler advances `seq_lens` by the acceptance lengths only).
+A plain decoding step (W = 1) skips the draft pass but still needs the block's slots: `reserve_block`.
+Widths past the block are trees: `SGLangTreeModels`' temporary slots, verify and commit (tree_models.py).
+"""
+
+from __future__ import annotations
+
+from dflash_sglang.sglang_adapter.step_models import block_slots
+from dflash_sglang.sglang_adapter.tree_models import SGLangTreeModels
+from dflash_sglang.spec.step import TargetOutput
+from dflash_sglang.spec.types import Candidates, DraftBlock
+
+
+class BudgetStepModels(SGLangTreeModels):
+    def reserve_block(self, block: DraftBlock) -> None:
+        """What `draft` prepares for `verify` and `commit`, without running the drafter."""
+        req_to_token = self.r.target_worker.model_runner.req_to_token_pool.req_to_token
+        self.slots = block_slots(req_to_token, self.batch.req_pool_indices, block.seq_lens, block.block_size)
+        self.seq_lens_cpu = block.seq_lens.cpu()
+
+    def verify(self, candidates: Candidates) -> TargetOutput:
+        assert self.slots is not None, "draft() or reserve_block() first"
+        width = candidates.tokens.shape[1]
+        self.slots = self.slots[:, :width]  # [bs, blk] -> [bs, width]: verify and commit use these
+        return super().verify(candidates)

@@ -1,0 +1,31 @@
+"""The worker side of `auto` that needs no server: the block layout the scheduler reads, the tree widths."""
+
+from __future__ import annotations
+
+import torch
+
+from dflash_sglang.sglang_adapter.budget_auto import pad_acceptance, pad_positions, tree_widths
+from dflash_sglang.spec.types import PLACEHOLDER_TOKEN_ID, Acceptance
+
+
+def test_a_narrow_step_is_padded_to_the_block_stride():
+    narrow = Acceptance.make_dummy(accepted=[0, 2], bonus=[7, 9], block_size=3)  # width 3
+    padded = pad_acceptance(narrow, block_size=8)
+    assert padded.out_tokens.shape == (2, 8)
+    assert padded.out_tokens[:, :3].tolist() == narrow.out_tokens.tolist()
+    assert bool((padded.out_tokens[:, 3:] == PLACEHOLDER_TOKEN_ID).all())
+    assert padded.acceptance_lengths.tolist() == [1, 3]
+    full = Acceptance.make_dummy(accepted=[1], bonus=[5], block_size=8)
+    assert pad_acceptance(full, block_size=8) is full  # the chain and trees are already in the block's layout
+
+
+def test_logits_are_padded_for_the_logprob_layout():
+    logits = torch.randn(2, 3, 11)  # [bs, width, vocab]
+    padded = pad_positions(logits, block_size=8)
+    assert padded.shape == (2, 8, 11) and torch.equal(padded[:, :3], logits)
+
+
+def test_tree_widths_double_from_16_past_the_block_up_to_the_bound():
+    assert tree_widths(64, block_size=8, page_size=1) == (16, 32, 64)
+    assert tree_widths(64, block_size=16, page_size=1) == (32, 64)
+    assert tree_widths(64, block_size=8, page_size=16) == ()  # tree nodes take single KV slots
