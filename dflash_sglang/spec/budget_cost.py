@@ -25,11 +25,13 @@ class Line:
 
 
 class LinearCost:
-    """Seconds for a pass over n tokens: decayed least squares of (n, seconds) observations."""
+    """Seconds for a pass over n tokens: decayed least squares of (n, seconds) observations. On a shared
+    host a pass is now and then descheduled for many times its length; an observation counts for at most
+    `clip` times the current prediction, so one stall bends the fit a little, a lasting slowdown fully."""
 
-    def __init__(self, decay: float = 0.98) -> None:
-        assert 0.0 < decay <= 1.0, decay
-        self.decay = decay
+    def __init__(self, decay: float = 0.98, clip: float = 3.0) -> None:
+        assert 0.0 < decay <= 1.0 and clip > 1.0, (decay, clip)
+        self.decay, self.clip = decay, clip
         self.w = self.wn = self.wnn = self.wt = self.wnt = 0.0  # decayed sums of 1, n, n^2, t, n*t
 
     @property
@@ -37,6 +39,8 @@ class LinearCost:
         return self.w > 0.0
 
     def observe(self, tokens: float, seconds: float) -> None:
+        if self.observed:
+            seconds = min(seconds, self.clip * max(self(tokens), 1e-6))
         d = self.decay
         self.w, self.wn, self.wnn = d * self.w + 1.0, d * self.wn + tokens, d * self.wnn + tokens * tokens
         self.wt, self.wnt = d * self.wt + seconds, d * self.wnt + tokens * seconds

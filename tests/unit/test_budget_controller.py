@@ -31,6 +31,14 @@ def test_linear_cost_recovers_a_line_and_stays_flat_on_one_point():
     assert line.line().slope == pytest.approx(0.002)
 
 
+def test_a_stall_bends_the_cost_fit_only_a_little():
+    cost = LinearCost(decay=0.9)
+    for _ in range(20):
+        cost.observe(8, 0.01)
+    cost.observe(8, 1.0)  # descheduled for 100 times the pass
+    assert cost(8) < 0.015
+
+
 def test_chain_expected_tokens_counts_the_bonus_and_stops_at_the_first_rejection():
     probs = torch.tensor([[1.0, 1.0, 0.0], [0.5, 0.5, 0.5]])  # [bs, blk-1]
     expected = chain_expected_tokens(probs)  # [bs, blk]
