@@ -43,6 +43,19 @@ class WidthMetrics:
         self.counter.labels(width=str(width)).inc()
 
 
+def step_clock(device: str):
+    """The host clock; on CUDA after the device's queued work has run (kernels launch asynchronously, so
+    the clock alone would time their launch). Three synchronisations per step: the price of measuring."""
+    if not str(device).startswith("cuda"):
+        return time.perf_counter
+
+    def synced() -> float:
+        torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return synced
+
+
 def pad_acceptance(acceptance: Acceptance, block_size: int) -> Acceptance:
     """out_tokens [bs, width] -> [bs, blk]: the scheduler reads rows of the block's stride."""
     bs, width = acceptance.out_tokens.shape
@@ -61,10 +74,11 @@ def pad_positions(logits: torch.Tensor, block_size: int) -> torch.Tensor:
 
 
 class AutoBudget:
-    def __init__(self, block_size: int, tree_widths: tuple[int, ...] = (), enable_metrics: bool = False) -> None:
+    def __init__(self, block_size: int, tree_widths: tuple[int, ...] = (), enable_metrics: bool = False,
+                 device: str = "cpu") -> None:
         self.block_size = block_size
         self.settings = BudgetSettings(block_size, tree_widths)
-        self.stepper = BudgetedStepper(BudgetController(self.settings))
+        self.stepper = BudgetedStepper(BudgetController(self.settings), clock=step_clock(device))
         self.metrics = WidthMetrics() if enable_metrics else None
         self.last: BudgetedStep | None = None
         self._last_end: float | None = None
@@ -138,4 +152,5 @@ def auto_budget_for(server_args, block_size: int, target_model_config) -> AutoBu
         get_logger().info(KEPT_LINE, "tensor parallelism (the ranks would choose widths apart)", block_size)
         return None
     trees = tree_widths(budget.tokens, block_size, int(getattr(server_args, "page_size", 1) or 1))
-    return AutoBudget(block_size, trees, enable_metrics=bool(getattr(server_args, "enable_metrics", False)))
+    return AutoBudget(block_size, trees, enable_metrics=bool(getattr(server_args, "enable_metrics", False)),
+                      device=str(getattr(server_args, "device", "cpu") or "cpu"))

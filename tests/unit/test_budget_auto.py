@@ -29,3 +29,12 @@ def test_tree_widths_double_from_16_past_the_block_up_to_the_bound():
     assert tree_widths(64, block_size=8, page_size=1) == (16, 32, 64)
     assert tree_widths(64, block_size=16, page_size=1) == (32, 64)
     assert tree_widths(64, block_size=8, page_size=16) == ()  # tree nodes take single KV slots
+
+
+def test_the_step_clock_is_the_host_clock_off_cuda():
+    import time
+
+    from dflash_sglang.sglang_adapter.budget_auto import step_clock
+
+    assert step_clock("cpu") is time.perf_counter
+    assert step_clock("cuda") is not time.perf_counter  # synchronises first (not run here: no GPU)
