@@ -12,12 +12,15 @@ from typing import Callable
 
 import torch
 
+from sglang.srt.configs.draft_parallel import DraftParallelLayout
 from sglang.srt.model_executor.forward_batch_info import CaptureHiddenMode, ForwardBatch, ForwardMode
 from sglang.srt.speculative.dflash_info import DFlashVerifyInput
 from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
+from sglang.srt.speculative.spec_utils import draft_tp_context
 
 from dflash_sglang.sglang_adapter.draft_window import DraftWindow
 from dflash_sglang.sglang_adapter.recurrent_state import no_recurrent_state
+from dflash_sglang.sglang_adapter.tensor_parallel import RankAgreement
 from dflash_sglang.spec.step import TargetOutput
 from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
 
@@ -35,6 +38,9 @@ class Runners:
     draft_window: DraftWindow | None = None  # --speculative-draft-window-size; None: the whole context
     # hybrid targets: the recurrent state after exactly the committed tokens (recurrent_state.py)
     commit_recurrent_state: Callable[[object, torch.Tensor], None] = no_recurrent_state
+    # under TP (tensor_parallel.py): the replicated drafter's own group, and rank 0's decisions on every rank
+    draft_layout: DraftParallelLayout = DraftParallelLayout(tp_group=None, attn_tp_size=1)
+    ranks: RankAgreement | None = None
 
 
 def block_slots(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, seq_lens: torch.Tensor,
@@ -61,7 +67,7 @@ class SGLangStepModels:
         self.seq_lens_cpu = block.seq_lens.cpu()  # one host copy per step, for both forward batches
         embeds = self.r.embed(block.block_ids.flatten()) * self.r.input_embedding_scale  # [bs*blk, hidden]
         forward_batch = self._draft_forward_batch(block, embeds)
-        with torch.inference_mode():
+        with torch.inference_mode(), draft_tp_context(self.r.draft_layout):
             out = self.r.draft_runner.forward(forward_batch).logits_output
         hidden = out.hidden_states.view(bs, blk, -1)  # [bs, blk, hidden]
         drafts, logits = self.r.draft_model.propose_with_logits(
@@ -106,6 +112,8 @@ class SGLangStepModels:
 
     def verify(self, candidates: Candidates) -> TargetOutput:
         bs, blk = candidates.tokens.shape
+        if self.r.ranks is not None:
+            self.r.ranks.tokens(candidates.tokens)  # the target's embedding all-reduce needs one input on all ranks
         batch = self.batch
         verify_input = DFlashVerifyInput(
             draft_token=candidates.tokens.flatten(), positions=candidates.positions.flatten(),
@@ -130,6 +138,8 @@ class SGLangStepModels:
         """Target KV: the committed prefix of the block is valid once seq_lens advance (the scheduler
         does that from the acceptance lengths). Draft KV: write it here from the target features.
         Recurrent target layers: their state after the committed tokens replaces the live state."""
+        if self.r.ranks is not None:
+            self.r.ranks.acceptance(acceptance)  # in place: the worker returns rank 0's decision on every rank
         self.target_logits = target.logits
         blk = candidates.tokens.shape[1]
         columns = torch.arange(blk, device=candidates.tokens.device)[None, :]  # [1, blk]

@@ -19,6 +19,7 @@ from sglang.srt.runtime_context import get_spec
 from sglang.srt.speculative.base_spec_worker import BaseSpecWorker
 from sglang.srt.speculative.dflash_info_v2 import DFlashDraftInputV2
 from sglang.srt.speculative.draft_worker_common import build_draft_tp_worker, make_draft_input_v2
+from sglang.srt.speculative.spec_utils import draft_tp_context
 
 from dflash_sglang import __version__
 from dflash_sglang.config import DFlashConfig
@@ -34,6 +35,9 @@ from dflash_sglang.sglang_adapter.spec_logprobs import write_spec_logprobs
 from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
 from dflash_sglang.sglang_adapter.startup_hint import startup_stage
 from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY
+from dflash_sglang.sglang_adapter.tensor_parallel import (
+    RankAgreement, draft_build_scope, full_vocab_lm_head, replicated_draft_layout,
+)
 from dflash_sglang.spec.step import StepInput, speculative_step
 
 CONSTRUCTED_LINE = ("dflash-sglang %s DFLASH worker: block %d, target layers %s, mask token %d, drafter %s on %s, "
@@ -52,7 +56,9 @@ class DFlashWorker(BaseSpecWorker):
         self.config = _parse_config(target_worker, self.block_size)
         self.sampling_rule = sampling_rule()
         ModelRegistry.register("dflash_sglang.sglang_adapter.models", overwrite=True)
-        with drafter_config_scope(self.config):
+        # Read by the scheduler too: it sizes the target's pool budget for the drafter's KV (tensor_parallel.py).
+        self.draft_parallel_layout = replicated_draft_layout()
+        with drafter_config_scope(self.config), draft_build_scope(self.draft_parallel_layout):
             bundle = build_draft_tp_worker(
                 server_args=server_args, gpu_id=gpu_id, nccl_port=nccl_port,
                 target_model_config=target_worker.model_runner.model_config, algo_label="DFLASH",
@@ -60,7 +66,8 @@ class DFlashWorker(BaseSpecWorker):
         self._draft_worker = bundle.draft_worker
         self.draft_runner = bundle.draft_model_runner
         self.draft_window = draft_window.from_server_args(self.block_size)
-        self.runners = _resolve_runners(target_worker, bundle, self.config, self.draft_window)
+        self.runners = _resolve_runners(target_worker, bundle, self.config, self.draft_window,
+                                        self.draft_parallel_layout)
         get_logger().info(CONSTRUCTED_LINE, __version__, self.block_size, list(self.config.target_layer_ids),
                           self.config.mask_token_id, self.config.architecture, self.device,
                           draft_window.describe(self.draft_window))
@@ -70,14 +77,16 @@ class DFlashWorker(BaseSpecWorker):
         draft_pool = req_to_token_pool
         if self.draft_window is not None and req_to_token_pool is not None:
             draft_pool = self.draft_window.make_pool(req_to_token_pool)
-        self._draft_worker.alloc_memory_pool(memory_pool_config=memory_pool_config, req_to_token_pool=draft_pool,
-                                             token_to_kv_pool_allocator=token_to_kv_pool_allocator)
+        with draft_tp_context(self.draft_parallel_layout):  # under TP: a pool with all the drafter's KV heads
+            self._draft_worker.alloc_memory_pool(memory_pool_config=memory_pool_config, req_to_token_pool=draft_pool,
+                                                 token_to_kv_pool_allocator=token_to_kv_pool_allocator)
         self.req_to_token_pool = req_to_token_pool
         self.token_to_kv_pool_allocator = token_to_kv_pool_allocator
 
     @startup_stage("attention backends")
     def init_attention_backends(self) -> None:
-        super().init_attention_backends()
+        with draft_build_scope(self.draft_parallel_layout):
+            super().init_attention_backends()
         # SGLang sets up the target's feature capture with its attention backends: check it now.
         _check_feature_capture(self.model_runner.model, self.config)
         self.runners.commit_recurrent_state = RecurrentStateCommit.for_target(self._target_worker, self.block_size)
@@ -87,7 +96,8 @@ class DFlashWorker(BaseSpecWorker):
         """The drafter's block pass per batch size, as SGLang's builtin does (draft_graphs.py); the
         target's graphs (decode and TARGET_VERIFY) are captured by SGLang itself."""
         settings = read_settings(str(self.device), self._target_worker.gpu_id)
-        self.draft_graphs = init_draft_cuda_graphs(self._draft_worker, self.draft_runner, settings)
+        with draft_build_scope(self.draft_parallel_layout):
+            self.draft_graphs = init_draft_cuda_graphs(self._draft_worker, self.draft_runner, settings)
 
     @property
     def spec_v2_attn_backends(self) -> tuple:
@@ -106,6 +116,7 @@ class DFlashWorker(BaseSpecWorker):
 
     def _prefill(self, batch) -> GenerationBatchResult:
         result = self._target_worker.forward_batch_generation(batch, capture_hidden_mode=CaptureHiddenMode.FULL)
+        self.runners.ranks.tokens(result.next_token_ids)  # [bs] sampled first tokens: rank 0's on every rank
         features = result.logits_output.hidden_states  # [num_tokens, n_feat*hidden]
         positions = _extend_positions(batch.prefix_lens, batch.extend_lens, features.device)  # [num_tokens]
         self.runners.draft_model.write_context_kv(
@@ -177,16 +188,18 @@ def _check_feature_capture(target_model, config: DFlashConfig) -> None:
                          f"{list(config.target_layer_ids)}), got {captured} from SGLang's configuration")
 
 
-def _resolve_runners(target_worker, bundle, config: DFlashConfig, window) -> Runners:
+def _resolve_runners(target_worker, bundle, config: DFlashConfig, window, draft_layout) -> Runners:
     target_model = target_worker.model_runner.model
     return Runners(
         target_worker=target_worker,
         draft_runner=bundle.draft_model_runner,
         draft_model=bundle.draft_model,
-        embed=target_model.get_input_embeddings(),
-        lm_head_weight=target_model.lm_head.weight,
+        embed=target_model.get_input_embeddings(),  # vocab-parallel, all-reduced: full rows on every rank
+        lm_head_weight=full_vocab_lm_head(target_model.lm_head),  # gathered once under TP
         input_embedding_scale=config.input_embedding_scale,
         draft_window=window,
+        draft_layout=draft_layout,
+        ranks=RankAgreement.for_target(),
     )
 
 
