@@ -43,6 +43,11 @@ def _dflash(module_servers, hybrid_pair, strategy: str, env=HYBRID_ENV, name: st
                               env=env)
 
 
+def _release(module_servers, hybrid_pair, strategy: str, env=HYBRID_ENV) -> None:
+    target, drafter = hybrid_pair
+    module_servers.release(target, FP32 + _strategy(strategy) + dflash_args(drafter), env=env)
+
+
 def _mismatches(results, ar_outputs) -> dict[int, int]:
     return {i: first_divergence(r["output_ids"], ar) for i, (r, ar) in enumerate(zip(results, ar_outputs))
             if r["output_ids"] != ar}
@@ -69,6 +74,7 @@ def test_guard_without_the_state_commit_output_differs(module_servers, hybrid_pa
     results = generate_many(server.base_url, prompts[:GUARD_PROMPTS], NEW_TOKENS, 1, temperature=0)
     bad = _mismatches(results, ar_outputs[:GUARD_PROMPTS])
     print(f"without the commit: {len(bad)}/{GUARD_PROMPTS} prompts differ, first differing tokens {bad}")
+    _release(module_servers, hybrid_pair, "no_buffer", env=env)
     assert len(bad) >= GUARD_PROMPTS // 2
 
 
@@ -78,6 +84,8 @@ def test_acceptance_lengths_equal_the_builtins(module_servers, hybrid_pair, prom
     subset = prompts[:GUARD_PROMPTS]
     a = generate_many(ours.base_url, subset, NEW_TOKENS, 1, temperature=0)
     b = generate_many(builtin.base_url, subset, NEW_TOKENS, 1, temperature=0)
+    _release(module_servers, hybrid_pair, "no_buffer", env=BUILTIN_ENV)
+    _release(module_servers, hybrid_pair, "no_buffer")
     assert [r["output_ids"] for r in a] == [r["output_ids"] for r in b]
     lengths_a = [r["meta_info"]["dflash_acceptance_lengths"] for r in a]
     lengths_b = [r["meta_info"]["dflash_acceptance_lengths"] for r in b]
