@@ -61,7 +61,10 @@ def build_tree(
         return DraftTree.from_parents(anchors[:, None], torch.full((bs, 1), NO_PARENT), seq_lens,
                                       torch.zeros(bs, 1))
     k = min(branching or beam, vocab, beam)
-    top_lp, top_tok = node_logprobs(draft_logits).topk(k, dim=-1)  # [bs, D, k]
+    # top-k of the logits, then normalise only those: no full-vocabulary log-softmax tensor
+    top_logits, top_tok = draft_logits.topk(k, dim=-1)  # [bs, D, k]
+    lse = torch.logsumexp(draft_logits.float(), dim=-1, keepdim=True)  # [bs, D, 1]
+    top_lp = (top_logits.float() - lse).clamp(min=LOGPROB_FLOOR)
     scores, tokens, parent_rank = _depth_beams(top_lp, top_tok, beam)  # [bs, D, beam] each
     # Global best `beam` over all depths; flat order is depth-major, so ties keep parents first.
     order = scores.flatten(1).sort(dim=-1, descending=True, stable=True).indices[:, :beam]  # [bs, beam]
