@@ -1,10 +1,13 @@
 """What a step costs, measured online: time as a linear function of the tokens a pass runs.
 
 A forward pass over n tokens costs about a + b*n: a fixed part (weights read, kernel launches, the
-per-step Python) and a part that grows with the tokens. Each pass gets a `LinearCost` fitted by least
-squares with exponential forgetting, so the fit follows a machine whose load changes; with only one
-distinct n seen so far the slope is unknown and the cost is that point's mean (flat), which is why
-the controller explores other widths at the start and now and then.
+per-step Python) and a part that grows with the tokens. Each pass gets a `LinearCost`: a decayed mean
+of the seconds at every token count seen (a bucket), and a least-squares line through the buckets,
+each weighted by how recently it was seen. Buckets, not raw observations, because the widths are not
+sampled evenly over time: during a stretch of plain decoding only n = bs is measured, and if the
+host's load drops meanwhile, raw observations would make the other widths look dearer than they are
+and keep the controller where it is. With only one token count seen, the slope is unknown and the
+cost is flat, which is why the controller explores other widths at the start and now and then.
 """
 
 from __future__ import annotations
@@ -25,34 +28,40 @@ class Line:
 
 
 class LinearCost:
-    """Seconds for a pass over n tokens: decayed least squares of (n, seconds) observations. On a shared
-    host a pass is now and then descheduled for many times its length; an observation counts for at most
-    `clip` times the current prediction, so one stall bends the fit a little, a lasting slowdown fully."""
+    """Seconds for a pass over n tokens (see the module docstring). On a shared host a pass is now and
+    then descheduled for many times its length: an observation counts for at most `clip` times its
+    bucket's mean, so one stall bends the fit a little, a lasting slowdown fully."""
 
-    def __init__(self, decay: float = 0.98, clip: float = 3.0) -> None:
-        assert 0.0 < decay <= 1.0 and clip > 1.0, (decay, clip)
-        self.decay, self.clip = decay, clip
-        self.w = self.wn = self.wnn = self.wt = self.wnt = 0.0  # decayed sums of 1, n, n^2, t, n*t
+    def __init__(self, decay: float = 0.98, clip: float = 2.0, bucket_decay: float = 0.75) -> None:
+        assert 0.0 < decay <= 1.0 and clip > 1.0 and 0.0 <= bucket_decay < 1.0, (decay, clip, bucket_decay)
+        self.decay, self.clip, self.bucket_decay = decay, clip, bucket_decay
+        self.buckets: dict[float, tuple[float, int]] = {}  # tokens -> (decayed mean seconds, when last seen)
+        self.count = 0  # observations so far
 
     @property
     def observed(self) -> bool:
-        return self.w > 0.0
+        return bool(self.buckets)
 
     def observe(self, tokens: float, seconds: float) -> None:
-        if self.observed:
-            seconds = min(seconds, self.clip * max(self(tokens), 1e-6))
-        d = self.decay
-        self.w, self.wn, self.wnn = d * self.w + 1.0, d * self.wn + tokens, d * self.wnn + tokens * tokens
-        self.wt, self.wnt = d * self.wt + seconds, d * self.wnt + tokens * seconds
+        old = self.buckets.get(tokens)
+        if old is not None:
+            seconds = min(seconds, self.clip * old[0])
+        mean = seconds if old is None else self.bucket_decay * old[0] + (1.0 - self.bucket_decay) * seconds
+        self.count += 1
+        self.buckets[tokens] = (mean, self.count)
 
     def line(self) -> Line:
         assert self.observed, "no observation yet"
-        mean_n, mean_t = self.wn / self.w, self.wt / self.w
-        var_n = self.wnn / self.w - mean_n * mean_n
+        w = wn = wnn = wt = wnt = 0.0
+        for n, (t, seen) in self.buckets.items():
+            weight = self.decay ** (self.count - seen)
+            w, wn, wnn, wt, wnt = w + weight, wn + weight * n, wnn + weight * n * n, wt + weight * t, wnt + weight * n * t
+        mean_n, mean_t = wn / w, wt / w
+        var_n = wnn / w - mean_n * mean_n
         # below this spread of n (in tokens^2) the slope is noise: stay flat
         if var_n <= 1e-6 * max(1.0, mean_n * mean_n):
             return Line(mean_t, 0.0)
-        slope = max((self.wnt / self.w - mean_n * mean_t) / var_n, 0.0)  # more tokens never cost less
+        slope = max((wnt / w - mean_n * mean_t) / var_n, 0.0)  # more tokens never cost less
         return Line(max(mean_t - slope * mean_n, 0.0), slope)
 
     def __call__(self, tokens: float) -> float:

@@ -21,7 +21,7 @@ def test_linear_cost_recovers_a_line_and_stays_flat_on_one_point():
     cost = LinearCost(decay=1.0)
     cost.observe(4, 0.5)
     cost.observe(4, 0.7)
-    assert cost(100) == pytest.approx(0.6)  # one distinct n: no slope to trust
+    assert cost(100) == pytest.approx(0.75 * 0.5 + 0.25 * 0.7)  # one token count: its decayed mean, no slope
     for n in (1, 8, 16, 32):
         cost.observe(n, 0.01 + 0.002 * n)
     line = LinearCost(decay=1.0)
@@ -29,6 +29,15 @@ def test_linear_cost_recovers_a_line_and_stays_flat_on_one_point():
         line.observe(n, 0.01 + 0.002 * n)
     assert line.line().intercept == pytest.approx(0.01)
     assert line.line().slope == pytest.approx(0.002)
+
+
+def test_many_observations_at_one_width_do_not_outweigh_the_others():
+    """Plain decoding measures only n=1 for a while: the line still passes through the other widths' times."""
+    cost = LinearCost()
+    cost.observe(8, 0.012)
+    for _ in range(200):
+        cost.observe(1, 0.010)
+    assert cost(8) == pytest.approx(0.012, rel=0.2)
 
 
 def test_a_stall_bends_the_cost_fit_only_a_little():
