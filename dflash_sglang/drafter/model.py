@@ -19,6 +19,7 @@ from dflash_sglang.config import DFlashConfig, LayerAttention
 from dflash_sglang.drafter.attention import attention_core, visible_keys
 from dflash_sglang.drafter.context import ContextKV
 from dflash_sglang.drafter.dflash2 import CandidateSelector
+from dflash_sglang.drafter.finite import finite_draft_logits
 from dflash_sglang.drafter.layer import DecoderLayer
 from dflash_sglang.drafter.norm_rope import RMSNorm, RotaryEmbedding
 
@@ -124,7 +125,8 @@ class Drafter(nn.Module):
         """(greedy draft tokens [bs, blk - 1], their logits [bs, blk - 1, vocab]); sampled requests draw
         their drafts from these logits, at no extra cost to greedy ones."""
         draft_hidden = hidden[:, 1:]  # [bs, blk - 1, hidden]; the anchor's own output predicts nothing
-        logits = self.compute_logits(draft_hidden, lm_head_weight)  # [bs, blk - 1, vocab]
+        # non-finite rows (a broken drafter) become uniform: the target still decides (finite.py)
+        logits = finite_draft_logits(self.compute_logits(draft_hidden, lm_head_weight))  # [bs, blk - 1, vocab]
         if self.candidate_selector is None:
             return torch.argmax(logits, dim=-1), logits
         return self.candidate_selector.select_greedy(draft_hidden, logits, anchor_ids), logits

@@ -23,9 +23,14 @@ from sglang.srt.layers.radix_attention import AttentionType, RadixAttention
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 
 from dflash_sglang.config import LayerAttention
+from dflash_sglang.drafter.finite import nonfinite_parameters
 from dflash_sglang.drafter.model import Drafter
 from dflash_sglang.drafter.weights import load_state
+from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter.drafter_config import current_drafter_config
+
+NONFINITE_WEIGHTS_LINE = ("the draft checkpoint has NaN or Inf in %d tensors (%s): its drafts will mostly be "
+                          "rejected; the target still decides every token, so the output is unchanged but slower")
 
 
 def radix_attention(kind: LayerAttention, layer_id: int, config) -> RadixAttention:
@@ -111,6 +116,9 @@ class DFlashDraftModel(nn.Module):
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         load_state(self.drafter, dict(weights), source="the draft checkpoint")
+        broken = nonfinite_parameters(self.drafter)
+        if broken:  # served anyway: its non-finite draft logits become uniform rows (drafter/finite.py)
+            get_logger().warning(NONFINITE_WEIGHTS_LINE, len(broken), ", ".join(broken[:4]))
 
 
 class DFlash2DraftModel(DFlashDraftModel):
