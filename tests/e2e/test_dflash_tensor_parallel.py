@@ -1,0 +1,66 @@
+"""Issue 13 item 1: our DFLASH worker with `--tp-size 2` on this CPU (gloo), lossless.
+
+The target's embedding and lm_head are vocab-parallel at TP 2; the replicated drafter needs the whole head
+(sglang_adapter/tensor_parallel.py). On 30 HumanEval prompts, at c=1 and c=4:
+- greedy tokens equal AR's at TP 1 (the session's AR server);
+- every request's per-step acceptance lengths equal our worker's at TP 1 (the session's DFLASH server):
+  the drafter sees the same full-vocab logits, and every rank commits rank 0's decision.
+One TP-2 server for the module (a TP-2 start is slow here: two scheduler processes plus gloo groups).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dflash_sglang.client import generate_many
+from dflash_sglang.datasets import humaneval_prompts
+from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports, token_usage
+
+pytestmark = pytest.mark.e2e
+
+NUM_PROMPTS = 30
+NEW_TOKENS = 64
+TP2 = ("--tp-size", "2")
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[str]:
+    return humaneval_prompts(NUM_PROMPTS)
+
+
+@pytest.fixture(scope="module")
+def ar_outputs(ar_server, prompts) -> list[list[int]]:
+    return [r["output_ids"] for r in generate_many(ar_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)]
+
+
+@pytest.fixture(scope="module")
+def tp1_acceptance(dflash_server, prompts) -> list[list[int]]:
+    results = generate_many(dflash_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)
+    return [r["meta_info"]["dflash_acceptance_lengths"] for r in results]
+
+
+@pytest.fixture(scope="module")
+def tp2_server(module_servers, pair):
+    target, drafter = pair
+    return module_servers.get("dflash-tp2", target, FP32 + METRICS + dflash_args(drafter) + TP2,
+                              env=STRICT_MEMORY_ENV)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_tp2_greedy_tokens_equal_ar_and_acceptance_equals_tp1(tp2_server, prompts, ar_outputs, tp1_acceptance,
+                                                              concurrency):
+    results = generate_many(tp2_server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
+    mismatches = {i: first_divergence(r["output_ids"], ar)
+                  for i, (r, ar) in enumerate(zip(results, ar_outputs)) if r["output_ids"] != ar}
+    assert not mismatches, f"prompt index -> first token differing from AR at TP 1: {mismatches}"
+    lengths = [r["meta_info"]["dflash_acceptance_lengths"] for r in results]
+    differing = {i: (tp2, tp1) for i, (tp2, tp1) in enumerate(zip(lengths, tp1_acceptance)) if tp2 != tp1}
+    assert not differing, f"prompt index -> (acceptance lengths at TP 2, at TP 1): {differing}"
+    steps = sum(len(n) for n in lengths)
+    print(f"TP 2, c={concurrency}: tau={sum(map(sum, lengths)) / steps:.2f} over {steps} steps")
+
+
+def test_tp2_server_holds_no_tokens_at_idle_and_reports_no_leak(tp2_server, prompts):
+    generate_many(tp2_server.base_url, prompts[:4], NEW_TOKENS, 4, temperature=0)
+    assert token_usage(tp2_server) == 0
+    assert not leak_reports(tp2_server)
