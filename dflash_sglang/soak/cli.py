@@ -47,7 +47,7 @@ def summary(report: dict) -> str:
         f"greedy: {report['greedy']['mismatches']} mismatches of {report['greedy']['checked']} checked against AR",
         f"idle: token usage {report['idle']['token_usage']:g}, healthy {report['idle']['healthy']}, "
         f"leak reports {len(report['idle']['leak_lines'])}",
-        f"RSS: {report['rss']['start_mb']} MB -> {report['rss']['end_mb']} MB ({report['rss']['growth']:+.2%}, "
+        f"anonymous RSS: {report['rss']['start_mb']} MB -> {report['rss']['end_mb']} MB ({report['rss']['growth']:+.2%}, "
         f"{report['rss']['window']})",
         "latency p50/p99 per minute (s): " + ", ".join(f"{r['p50_s']:.2f}/{r['p99_s']:.2f}" for r in rows),
         "PASS" if not report["failures"] else "FAIL:\n  " + "\n  ".join(report["failures"]),

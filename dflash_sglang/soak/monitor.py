@@ -17,38 +17,42 @@ IDLE_TIMEOUT_S = 120.0
 LEAK_MARKERS = ("leak detected", "double free", "use-after-free")
 
 
-def rss_bytes(pgid: int) -> int:
-    """Summed resident memory of the server's process group: launcher, scheduler, detokenizer."""
-    total = 0
+def rss_bytes(pgid: int) -> tuple[int, int]:
+    """(VmRSS, RssAnon) summed over the server's process group: launcher, scheduler, detokenizer. RssAnon is what a
+    leak grows; file-backed pages (libraries, weights) come and go as the host reclaims page cache."""
+    total = anon = 0
     for pid in group_members(pgid):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:  # the process ended between the listing and the read
             continue
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        total += int(match.group(1)) * 1024 if match else 0
-    return total
+        for name, value in re.findall(r"^(VmRSS|RssAnon):\s+(\d+) kB", status, re.MULTILINE):
+            if name == "VmRSS":
+                total += int(value) * 1024
+            else:
+                anon += int(value) * 1024
+    return total, anon
 
 
 class RssSampler:
-    """A daemon thread appending (seconds since t0, RSS bytes) every RSS_EVERY_S."""
+    """A daemon thread appending (seconds since t0, RSS bytes, anonymous RSS bytes) every RSS_EVERY_S."""
 
     def __init__(self, pgid: int, t0: float):
         self.pgid, self.t0 = pgid, t0
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.monotonic() - self.t0, rss_bytes(self.pgid)))
+            self.samples.append((time.monotonic() - self.t0, *rss_bytes(self.pgid)))
             self._stop.wait(RSS_EVERY_S)
 
     def start(self) -> "RssSampler":
         self._thread.start()
         return self
 
-    def stop(self) -> list[tuple[float, int]]:
+    def stop(self) -> list[tuple[float, int, int]]:
         self._stop.set()
         self._thread.join()
         return list(self.samples)

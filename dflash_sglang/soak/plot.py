@@ -20,14 +20,15 @@ def write_plot(path: Path, report: dict, window_start_s: float) -> None:
     fig, (ax_rss, ax_lat) = plt.subplots(1, 2, figsize=(13, 4.2))
     samples = report["rss"]["samples"]
     start, end = report["timeline_s"]["traffic_start"], report["timeline_s"]["traffic_end"]
-    minutes = [(t - start) / 60 for t, _ in samples]
-    ax_rss.plot(minutes, [mb for _, mb in samples], color="C0")
+    minutes = [(t - start) / 60 for t, _, _ in samples]
+    ax_rss.plot(minutes, [mb for _, mb, _ in samples], color="C1", label="RSS")
+    ax_rss.plot(minutes, [mb for _, _, mb in samples], color="C0", label="anonymous RSS (the growth criterion)")
     ax_rss.axvspan(window_start_s / 60, (end - start) / 60, color="C0", alpha=0.08,
                    label=f"growth window: {report['rss']['growth']:+.1%}")
     ax_rss.axvline((end - start) / 60, color="grey", linestyle=":", label="traffic ends (idle after)")
     ax_rss.set_xlabel("minutes of traffic")
-    ax_rss.set_ylabel("RSS of the server's processes (MB)")
-    ax_rss.set_title("server RSS")
+    ax_rss.set_ylabel("MB")
+    ax_rss.set_title("server memory (launcher + scheduler + detokenizer)")
     ax_rss.legend(fontsize=8)
     rows = report["latency_per_minute"]
     ax_lat.plot([r["minute"] + 0.5 for r in rows], [r["p50_s"] for r in rows], marker="o", label="p50")

@@ -1,5 +1,6 @@
 """The soak's numbers and its verdict: any unexpected error, greedy mismatch, KV usage at idle, leak report or
-RSS growth of 5 % or more between minute 5 and the end fails the soak."""
+RSS growth of 5 % or more between minute 5 and the end fails the soak. The growth is the anonymous RSS's (RssAnon):
+on a host short of memory the kernel drops file-backed pages, and total RSS then falls for reasons of its own."""
 
 from __future__ import annotations
 
@@ -30,15 +31,17 @@ def rss_window(minutes: float) -> tuple[float, str]:
     return start, f"proportional for a run under {RSS_FULL_WINDOW_MIN:g} min: {start:.0f} s (1/6 of the run) to the end"
 
 
-def rss_growth(samples: list[tuple[float, int]], start_s: float, end_s: float) -> dict:
+def rss_growth(samples: list[tuple[float, int, int]], start_s: float, end_s: float) -> dict:
+    """Anonymous RSS at the window's start and end (each a mean over RSS_AVERAGE_S), and the growth between."""
     def mean_between(lo: float, hi: float) -> float:
-        values = [rss for t, rss in samples if lo <= t <= hi]
+        values = [anon for t, _, anon in samples if lo <= t <= hi]
         assert values, f"no RSS sample between {lo:.0f} s and {hi:.0f} s"
         return sum(values) / len(values)
 
     begin = mean_between(start_s, start_s + RSS_AVERAGE_S)
     end = mean_between(end_s - RSS_AVERAGE_S, end_s)
-    return {"start_mb": round(begin / 2**20, 1), "end_mb": round(end / 2**20, 1), "growth": round(end / begin - 1, 4)}
+    return {"measure": "RssAnon", "start_mb": round(begin / 2**20, 1), "end_mb": round(end / 2**20, 1),
+            "growth": round(end / begin - 1, 4)}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -67,7 +70,7 @@ def greedy_check(outcomes: list[Outcome], references: dict[str, Reference]) -> d
     return {"checked": len(checked), "mismatches": len(mismatches), "examples": mismatches[:10]}
 
 
-def build_report(outcomes: list[Outcome], references: dict[str, Reference], rss: list[tuple[float, int]],
+def build_report(outcomes: list[Outcome], references: dict[str, Reference], rss: list[tuple[float, int, int]],
                  traffic: tuple[float, float], idle: IdleState, minutes: float, settings: dict) -> dict:
     """traffic: (start, end) seconds of the traffic since t0 (the RSS samples' clock)."""
     start_s, window_note = rss_window(minutes)
@@ -78,11 +81,14 @@ def build_report(outcomes: list[Outcome], references: dict[str, Reference], rss:
                      "streamed": sum(o.stream for o in outcomes), "finish": dict(finishes),
                      "cut_at_deadline": sum(o.cut_at_deadline for o in outcomes),
                      "completion_tokens": sum(o.completion_tokens for o in outcomes)},
-        "errors": {"expected": _errors(outcomes, True), "unexpected": _errors(outcomes, False)},
+        "errors": {"expected": _errors(outcomes, True), "unexpected": _errors(outcomes, False),
+                   "unexpected_examples": [{"kind": o.kind, "stream": o.stream, "error": o.error, "detail": o.detail}
+                                           for o in outcomes if not o.expected][:10]},
         "greedy": greedy_check(outcomes, references),
         "idle": {"token_usage": idle.token_usage, "healthy": idle.healthy, "leak_lines": list(idle.leak_lines)},
         "rss": {"window": window_note, **rss_growth(rss, traffic[0] + start_s, traffic[1]),
-                "samples": [[round(t, 1), round(b / 2**20, 1)] for t, b in rss]},
+                "samples_columns": ["s", "rss_mb", "anon_mb"],
+                "samples": [[round(t, 1), round(b / 2**20, 1), round(a / 2**20, 1)] for t, b, a in rss]},
         "latency_per_minute": latency_per_minute(outcomes, traffic[0]),
     }
     report["failures"] = failures(report)
@@ -103,5 +109,6 @@ def failures(report: dict) -> list[str]:
         out.append(f"at idle: token usage {idle['token_usage']}, healthy {idle['healthy']}, "
                    f"leak reports {idle['leak_lines'][:3]}")
     if report["rss"]["growth"] >= RSS_GROWTH_LIMIT:
-        out.append(f"RSS grew {report['rss']['growth']:.1%} ({report['rss']['window']}), limit {RSS_GROWTH_LIMIT:.0%}")
+        out.append(f"anonymous RSS grew {report['rss']['growth']:.1%} ({report['rss']['window']}), "
+                   f"limit {RSS_GROWTH_LIMIT:.0%}")
     return out

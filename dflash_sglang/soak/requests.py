@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from dflash_sglang.client import post_json
 from dflash_sglang.soak.traffic import ABORT, DISCONNECT, INVALID, RequestSpec
 
-TIMEOUT_S = 900.0
+TIMEOUT_S = 1800.0  # a non-streamed answer can take many minutes on a loaded 2-core host
+DETAIL_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Outcome:
     key: str | None = None  # greedy: the reference's key
     completion_tokens: int = 0
     cut_at_deadline: bool = False  # aborted by the soak when its time was up (drive.py)
+    detail: str = ""  # for an error: the server's message or the exception, cut short
 
     @property
     def full_greedy(self) -> bool:
@@ -99,25 +101,27 @@ def send(base_url: str, spec: RequestSpec, t0: float, rid: str | None = None) ->
     rid = rid or new_rid()
     start = time.monotonic()
     timer = _schedule_abort(base_url, rid, spec.abort_after_s) if spec.kind == ABORT else None
-    message, hung_up, error = {}, False, None
+    message, hung_up, error, detail = {}, False, None, ""
     try:
         with _post(base_url, _payload(spec, rid)) as response:
             message, hung_up = _read(response, spec)
     except urllib.error.HTTPError as err:
-        error = f"http_{err.code}"
+        error, detail = f"http_{err.code}", err.read().decode(errors="replace")[:DETAIL_CHARS]
         err.close()
-    except TimeoutError:
-        error = "timeout"
-    except (urllib.error.URLError, ConnectionError, OSError, json.JSONDecodeError):
-        error = "connection"
+    except TimeoutError as err:
+        error, detail = "timeout", repr(err)[:DETAIL_CHARS]
+    except (urllib.error.URLError, ConnectionError, OSError, json.JSONDecodeError) as err:
+        error, detail = "connection", repr(err)[:DETAIL_CHARS]
     finally:
         if timer is not None:
             timer.cancel()
     common = dict(kind=spec.kind, stream=spec.stream, start_s=start - t0, latency_s=time.monotonic() - start,
                   key=spec.key)
     if error is not None:
-        return Outcome(**common, error=error, expected=spec.kind == INVALID and error == "http_400")
+        return Outcome(**common, error=error, expected=spec.kind == INVALID and error == "http_400", detail=detail)
     error, finish = _classify(spec, message, hung_up)
     meta = message.get("meta_info", {})
+    detail = "" if error is None else json.dumps({"rid": rid, "message": message})[:DETAIL_CHARS]
     return Outcome(**common, error=error, expected=error is None, output_ids=tuple(message.get("output_ids") or ()),
-                   text=message.get("text", ""), finish=finish, completion_tokens=int(meta.get("completion_tokens", 0)))
+                   text=message.get("text", ""), finish=finish, completion_tokens=int(meta.get("completion_tokens", 0)),
+                   detail=detail)

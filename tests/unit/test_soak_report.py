@@ -20,10 +20,11 @@ def _greedy(key: str, ids: tuple[int, ...], start_s: float = 1.0, **kw) -> Outco
                    finish="length", key=key, **kw)
 
 
-def _rss(growth: float, minutes: float = 3) -> list[tuple[float, int]]:
-    """One sample a second over the traffic, rising linearly by `growth` over the run."""
+def _rss(growth: float, minutes: float = 3) -> list[tuple[float, int, int]]:
+    """One sample a second over the traffic, anonymous RSS rising linearly by `growth` over the run (total RSS
+    flat: the criterion reads the anonymous one)."""
     seconds = int(minutes * 60)
-    return [(float(t), int(1e9 * (1 + growth * t / seconds))) for t in range(seconds + 1)]
+    return [(float(t), int(2e9), int(1e9 * (1 + growth * t / seconds))) for t in range(seconds + 1)]
 
 
 def _report(outcomes, references, rss=None, idle=IdleState(0.0, True, ()), minutes: float = 3) -> dict:
@@ -83,7 +84,7 @@ def test_rss_window_is_minute_five_or_proportional():
     start, note = rss_window(3)
     assert start == 30 and "proportional" in note
     # growth is measured from the window's start, not the run's: early warm-up growth does not count
-    samples = [(0.0, 100), (10.0, 150)] + [(float(t), 200) for t in range(30, 181)]
+    samples = [(0.0, 0, 100), (10.0, 0, 150)] + [(float(t), 0, 200) for t in range(30, 181)]
     assert rss_growth(samples, 30, 180)["growth"] == 0
 
 
