@@ -72,12 +72,13 @@ def _cell(config, method: str, concurrency: int, round_: int, wall: dict[str, fl
                      mismatches=_mismatches(ours, requests["ar"]))
 
 
-def _phase(config, ar: ServerProcess, method: str, prompts: list[str], rounds: int, log_dir: Path) -> list[SweepCell]:
+def _phase(config, ar: ServerProcess, method: str, prompts: list[str], rounds: int, log_dir: Path,
+           cells: list[SweepCell]) -> None:
+    """Appends each cell to `cells` as it is measured, so that a sweep cut short keeps them."""
     server = _start(config, method, log_dir)
     try:
         servers = {"ar": ar, method: server}
         warm_up(server.base_url, prompts, config.warmup_requests, config.max_new_tokens)
-        cells = []
         sampling = sampling_params(config.max_new_tokens, 0.0, True)
         for r in range(rounds):
             for i, c in enumerate(config.concurrencies):
@@ -88,9 +89,17 @@ def _phase(config, ar: ServerProcess, method: str, prompts: list[str], rounds: i
                     wall[name], requests[name] = run_load(servers[name].base_url, cell_prompts, c, sampling,
                                                           config.timeout_s, desc=f"round {r + 1} {name} c={c}")
                 cells.append(_cell(config, method, c, r, wall, requests))
-        return cells
     finally:
         server.stop()
+
+
+def _write(config, meta: dict, cells: list[SweepCell]) -> None:
+    if not cells:
+        return
+    rows = summarize_cells(cells, config.block_size)
+    write_json(config.output, {**meta, "rows": [dataclasses.asdict(r) for r in rows],
+                               "auto_checks": auto_checks(rows), "cells": [dataclasses.asdict(c) for c in cells]})
+    write_sweep_plot(config.output.with_suffix(".png"), rows, config.block_size)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -128,13 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         warm_up(ar.base_url, prompts, config.warmup_requests, config.max_new_tokens)
         for method in methods:
-            cells += _phase(config, ar, method, prompts, args.rounds, log_dir)
-            rows = summarize_cells(cells, config.block_size)
-            # Written after every method: a sweep cut short keeps what it measured.
-            write_json(config.output, {**meta, "rows": [dataclasses.asdict(r) for r in rows],
-                                       "auto_checks": auto_checks(rows),
-                                       "cells": [dataclasses.asdict(c) for c in cells]})
-            write_sweep_plot(config.output.with_suffix(".png"), rows, config.block_size)
+            try:
+                _phase(config, ar, method, prompts, args.rounds, log_dir, cells)
+            finally:  # after every method, and when one fails: a sweep cut short keeps what it measured
+                _write(config, meta, cells)
     finally:
         ar.stop()
     print(markdown_table(summarize_cells(cells, config.block_size)))
