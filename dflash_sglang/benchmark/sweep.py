@@ -52,7 +52,11 @@ def _start(config, method: str, log_dir: Path) -> ServerProcess:
     # Idle servers sleep: AR's must not spin while the method's is measured, and the other way round.
     server = launch(config.model, plan.args + extra, log_path=log_dir / f"{method}.log",
                     env={**os.environ, **plan.env}, sleep_on_idle=True)
-    server.wait_ready()
+    try:
+        server.wait_ready()
+    except BaseException:  # a start-up that fails or is interrupted leaves no server behind
+        server.stop()
+        raise
     return server
 
 
