@@ -77,7 +77,7 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     f"{_SPEC}.dflash_worker_v2.is_dflash_sampling_verify_available": (),
     f"{_SPEC}.dflash_worker_v2.compute_dflash_sampling_correct_drafts_and_bonus": (
         "candidates", "next_token_logits", "sampling_info"),
-    f"{_SPEC}.dflash_utils.is_dflash_sampling_verify_available": (),
+    f"{_SPEC}.dflash_utils._DFLASH_SAMPLING_VERIFY_AVAILABLE": None,
     # cpu/qk_norm_rope.py, cpu/input_embeds_dtype.py, cpu/verify_attention.py
     "sglang.srt.models.dflash.DFlashAttention.__init__": ("self", "config", "layer_id"),
     f"{_EXEC}.model_runner.ModelRunner._extend_forward_kwargs": ("self", "forward_batch"),
@@ -142,6 +142,16 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
         "num_heads", "head_dim", "scaling", "num_kv_heads", "layer_id", "sliding_window_size", "attn_type"),
     "sglang.srt.layers.radix_attention.AttentionType.DECODER": None,
     "sglang.srt.layers.radix_attention.AttentionType.ENCODER_ONLY": None,
+    # tree_args.py
+    "sglang.srt.server_args.ServerArgs.add_cli_args": ("parser",),
+    "sglang.srt.server_args.ServerArgs.from_cli_args": ("args",),
+    # tensor_parallel.py
+    "sglang.srt.configs.draft_parallel.DraftParallelLayout": None,
+    f"{_SPEC}.spec_utils.draft_tp_context": ("layout",),
+    f"{_SPEC}.spec_utils.draft_pp_context": (),
+    "sglang.srt.distributed.parallel_state.get_attn_tp_group": (),
+    "sglang.srt.distributed.parallel_state.get_self_pp_group": (),
+    "sglang.srt.distributed.parallel_state.get_tp_group": (),
 }
 
 

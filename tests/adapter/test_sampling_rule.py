@@ -59,3 +59,14 @@ def test_builtin_hooks_reach_the_workers_names_and_take_its_call():
         real_compute, candidates=candidates, next_token_logits=logits, sampling_info=info, max_top_k=None,
         uniform_top_k_value=None)
     assert accepted.tolist() == [3] and bonus.tolist() == [4]
+
+
+def test_kernel_check_ignores_the_hooked_availability(monkeypatch):
+    """Guard: in a real server our AROUND hook makes `is_dflash_sampling_verify_available()` answer True;
+    deciding from it sent the builtin's sampled requests to SGLang's missing kernel, and the server died."""
+    from sglang.srt.speculative import dflash_utils
+
+    from dflash_sglang.sglang_adapter.cpu import builtin_sampling_verify as verify
+
+    monkeypatch.setattr(dflash_utils, "is_dflash_sampling_verify_available", lambda: True)
+    assert verify.sglang_kernel_available() is False

@@ -22,9 +22,11 @@ CORRECT_DRAFTS_AND_BONUS = "sglang.srt.speculative.dflash_worker_v2.compute_dfla
 
 
 def sglang_kernel_available() -> bool:
+    """Read from the module flag, not `is_dflash_sampling_verify_available()`: our AROUND hook makes that
+    function answer True wherever SGLang's hook registry reaches it, so it cannot tell whether the kernel exists."""
     from sglang.srt.speculative import dflash_utils
 
-    return dflash_utils.is_dflash_sampling_verify_available()
+    return bool(dflash_utils._DFLASH_SAMPLING_VERIFY_AVAILABLE)
 
 
 def around_available(original, *args, **kwargs) -> bool:
