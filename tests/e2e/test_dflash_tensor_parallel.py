@@ -5,7 +5,8 @@ The target's embedding and lm_head are vocab-parallel at TP 2; the replicated dr
 - greedy tokens equal AR's at TP 1 (the session's AR server);
 - every request's per-step acceptance lengths equal our worker's at TP 1 (the session's DFLASH server):
   the drafter sees the same full-vocab logits, and every rank commits rank 0's decision.
-One TP-2 server for the module (a TP-2 start is slow here: two scheduler processes plus gloo groups).
+One TP-2 server for the module (a TP-2 start is slow here: two scheduler processes plus gloo groups), so the
+module runs in `make test-long`, keeping `make test` inside its 25 minutes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dflash_sglang.client import generate_many
 from dflash_sglang.datasets import humaneval_prompts
 from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports, token_usage
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 NUM_PROMPTS = 30
 NEW_TOKENS = 64
