@@ -3,6 +3,8 @@ samples on a 16-token vocabulary, each of the first three generated tokens is di
 sampling (chi-squared), at temperatures 0.7 and 1.0, with and without top-p 0.9.
 
 Our worker drafts from the drafter's own distribution and accepts by rejection (spec/rejection.py).
+Issue 15 item 2: SGLang's builtin on CPU, through our torch sampling verify
+(sglang_adapter/cpu/builtin_sampling_verify.py), passes the same test instead of silently going greedy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.e2e
 SAMPLES, BATCH, TOKENS = 1000, 500, 3  # enough to resolve a 16-token marginal; exactness is the unit tests' job
 PROMPT = [3, 7, 1, 12, 5]
 SERVER_ARGS = FP32 + ("--skip-tokenizer-init", "--random-seed", "0", "--max-running-requests", "250")
+BUILTIN_ENV = {"DFLASH_SGLANG_IMPL": "builtin"}
 SAMPLINGS = {
     "T1.0": {"temperature": 1.0},
     "T1.0-top-p0.9": {"temperature": 1.0, "top_p": 0.9},
@@ -84,3 +87,17 @@ def test_first_three_token_distributions_match_ar(module_servers, vocab_pair, ar
     assert min(p_values) > 0.001
     assert len(steps) == SAMPLES and accept_rate > 0.05  # later tokens really went through accept
     assert len(np.unique(theirs[:, 1])) > 2  # the target really samples: not a near one-hot distribution
+
+
+@pytest.mark.parametrize("name", ["T1.0", "T0.7-top-p0.9"])
+def test_builtin_on_cpu_keeps_the_distribution(module_servers, vocab_pair, ar_samples, name):
+    """Without our sampling verify the builtin accepts greedily: its second and third tokens collapse
+    onto the argmax path, and the p-values fall to ~0."""
+    target, drafter = vocab_pair
+    theirs = _ar(module_servers, target, ar_samples, name)
+    builtin = module_servers.get("tiny-vocab-builtin", target, _dflash_args(drafter), env=BUILTIN_ENV)
+    ours, _ = _sample(builtin, SAMPLINGS[name])
+    p_values = _p_values(ours, theirs)
+    print(f"builtin {name}: p-values {[round(p, 3) for p in p_values]}")
+    assert min(p_values) > 0.001
+    assert len(np.unique(ours[:, 2])) > 2  # not collapsed onto one greedy continuation
