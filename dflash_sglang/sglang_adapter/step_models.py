@@ -111,17 +111,22 @@ class SGLangStepModels:
                               self.batch.req_pool_indices, block.seq_lens, self.seq_lens_cpu)
 
     def verify(self, candidates: Candidates) -> TargetOutput:
-        bs, blk = candidates.tokens.shape
         if self.r.ranks is not None:
             self.r.ranks.tokens(candidates.tokens)  # the target's embedding all-reduce needs one input on all ranks
-        batch = self.batch
+        return self.target_pass(candidates.tokens, candidates.positions, self.slots, custom_mask=None)
+
+    def target_pass(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                    custom_mask: torch.Tensor | None) -> TargetOutput:
+        """The target's verify forward over n tokens per request (a block, or a tree with its mask)."""
+        bs, n = tokens.shape  # tokens, positions, slots: [bs, n]
         verify_input = DFlashVerifyInput(
-            draft_token=candidates.tokens.flatten(), positions=candidates.positions.flatten(),
-            draft_token_num=blk, custom_mask=None, capture_hidden_mode=CaptureHiddenMode.FULL,
+            draft_token=tokens.flatten(), positions=positions.flatten(), draft_token_num=n,
+            custom_mask=custom_mask, capture_hidden_mode=CaptureHiddenMode.FULL,
         )
-        batch.out_cache_loc = self.slots.flatten()
+        batch = self.batch
+        batch.out_cache_loc = slots.flatten()
         saved = batch.seq_lens_cpu, batch.seq_lens_sum
-        batch.seq_lens_cpu = self.seq_lens_cpu + blk  # host bound on what attention reads: prefix + block
+        batch.seq_lens_cpu = self.seq_lens_cpu + n  # host bound on what attention reads: prefix + verified tokens
         batch.seq_lens_sum = int(batch.seq_lens_cpu.sum())
         try:
             forward_batch, _ = verify_input.prepare_for_verify(batch, self.r.target_worker)
@@ -130,8 +135,8 @@ class SGLangStepModels:
         out = self.r.target_worker.forward_batch_generation(batch=None, forward_batch=forward_batch, is_verify=True)
         self.logits_output = out.logits_output
         self.verify_ran_graph = bool(out.can_run_cuda_graph)
-        logits = out.logits_output.next_token_logits.view(bs, blk, -1)  # [bs, blk, vocab]
-        features = out.logits_output.hidden_states.view(bs, blk, -1)  # [bs, blk, n_feat*hidden]
+        logits = out.logits_output.next_token_logits.view(bs, n, -1)  # [bs, n, vocab]
+        features = out.logits_output.hidden_states.view(bs, n, -1)  # [bs, n, n_feat*hidden]
         return TargetOutput(logits=logits, target_features=features)
 
     def commit(self, candidates: Candidates, acceptance: Acceptance, target: TargetOutput) -> None:

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from sglang.srt.model_executor.forward_batch_info import CaptureHiddenMode
-from sglang.srt.speculative.dflash_info import DFlashVerifyInput
-
 from dflash_sglang.sglang_adapter.step_models import SGLangStepModels
 from dflash_sglang.spec.step import TargetOutput
 from dflash_sglang.spec.tree_commit import commit_plan
@@ -65,25 +62,8 @@ class SGLangTreeModels(SGLangStepModels):
         bs, n = tree.tokens.shape
         assert self.node_slots is not None and self.node_slots.shape == (bs, n), "reserve() first"
         seq_lens = tree.positions[:, 0]  # [bs] the root sits at seq_len
-        verify_input = DFlashVerifyInput(
-            draft_token=tree.tokens.flatten(), positions=tree.positions.flatten(), draft_token_num=n,
-            custom_mask=full_custom_mask(tree.ancestors, seq_lens), capture_hidden_mode=CaptureHiddenMode.FULL,
-        )
-        batch = self.batch
-        batch.out_cache_loc = self.node_slots.flatten()
-        saved = batch.seq_lens_cpu, batch.seq_lens_sum
-        batch.seq_lens_cpu = self.seq_lens_cpu + n  # host bound on what attention reads: prefix + tree
-        batch.seq_lens_sum = int(batch.seq_lens_cpu.sum())
-        try:
-            forward_batch, _ = verify_input.prepare_for_verify(batch, self.r.target_worker)
-        finally:
-            batch.seq_lens_cpu, batch.seq_lens_sum = saved
-        out = self.r.target_worker.forward_batch_generation(batch=None, forward_batch=forward_batch, is_verify=True)
-        self.logits_output = out.logits_output
-        self.verify_ran_graph = bool(out.can_run_cuda_graph)
-        logits = out.logits_output.next_token_logits.view(bs, n, -1)  # [bs, n, vocab]
-        features = out.logits_output.hidden_states.view(bs, n, -1)  # [bs, n, n_feat*hidden]
-        return TargetOutput(logits=logits, target_features=features)
+        return self.target_pass(tree.tokens, tree.positions, self.node_slots,
+                                custom_mask=full_custom_mask(tree.ancestors, seq_lens))
 
     def commit_tree(self, tree: DraftTree, walked: TreeAcceptance, target: TargetOutput) -> None:
         plan = commit_plan(walked, self.node_slots, self.slots, tree.positions[:, 0])

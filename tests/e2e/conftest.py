@@ -16,7 +16,11 @@ import pytest
 
 from dflash_sglang.bundled import tiny_pair
 from dflash_sglang.serving import ServerProcess, group_members, launch
-from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, METRICS, STRICT_MEMORY_ENV, dflash_args
+from dflash_sglang.client import generate_many
+from dflash_sglang.datasets import humaneval_prompts
+from helpers.e2e import (
+    FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, LOSSLESS_NEW_TOKENS, LOSSLESS_PROMPTS, METRICS, STRICT_MEMORY_ENV, dflash_args,
+)
 
 Key = tuple
 
@@ -126,3 +130,16 @@ def hybrid_ar_server(server_pool, hybrid_pair) -> ServerProcess:
     target, _ = hybrid_pair
     return server_pool.get("hybrid-ar", target, FP32 + HYBRID_MEMORY_ARGS + ("--mamba-radix-cache-strategy", "no_buffer"),
                            env=HYBRID_ENV)
+
+
+@pytest.fixture(scope="session")
+def prompts() -> list[str]:
+    """The lossless checks' HumanEval prompts (a module may define its own)."""
+    return humaneval_prompts(LOSSLESS_PROMPTS)
+
+
+@pytest.fixture(scope="session")
+def ar_outputs(ar_server, prompts) -> list[list[int]]:
+    """AR's greedy tokens on `prompts`, once for every module that compares a DFLASH mode with them."""
+    results = generate_many(ar_server.base_url, prompts, LOSSLESS_NEW_TOKENS, 1, temperature=0)
+    return [r["output_ids"] for r in results]

@@ -9,26 +9,13 @@ import urllib.request
 import pytest
 
 from dflash_sglang.client import generate_many
-from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import BLOCK, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports
+from helpers.e2e import LOSSLESS_NEW_TOKENS as NEW_TOKENS, BLOCK, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports
 
 pytestmark = pytest.mark.e2e
 
-NUM_PROMPTS = 30
-NEW_TOKENS = 64
 AUTO = ("--speculative-dflash-tree-budget", "auto")
 WIDTHS, LENGTHS = "dflash_verify_widths", "dflash_acceptance_lengths"
 ALLOWED = {*range(1, BLOCK + 1), 16, 32, 64}  # plain decoding, shortened and full chains, trees (budget_auto.py)
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[str]:
-    return humaneval_prompts(NUM_PROMPTS)
-
-
-@pytest.fixture(scope="module")
-def ar_outputs(ar_server, prompts) -> list[list[int]]:
-    return [r["output_ids"] for r in generate_many(ar_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)]
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.client import generate_many
-from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import first_divergence
+from helpers.e2e import LOSSLESS_NEW_TOKENS as NEW_TOKENS, first_divergence
 
 pytestmark = pytest.mark.e2e
 
-NUM_PROMPTS = 30
-NEW_TOKENS = 64
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[str]:
-    return humaneval_prompts(NUM_PROMPTS)
-
-
-@pytest.fixture(scope="module")
-def ar_outputs(ar_server, prompts) -> list[list[int]]:
-    return [r["output_ids"] for r in generate_many(ar_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)]
 
 
 @pytest.mark.parametrize("concurrency", [1, 8])

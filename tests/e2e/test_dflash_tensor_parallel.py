@@ -14,24 +14,11 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.client import generate_many
-from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports, token_usage
+from helpers.e2e import LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports, token_usage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
-NUM_PROMPTS = 30
-NEW_TOKENS = 64
 TP2 = ("--tp-size", "2")
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[str]:
-    return humaneval_prompts(NUM_PROMPTS)
-
-
-@pytest.fixture(scope="module")
-def ar_outputs(ar_server, prompts) -> list[list[int]]:
-    return [r["output_ids"] for r in generate_many(ar_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ import urllib.request
 from pathlib import Path
 
 BLOCK = 8
+# The lossless checks of every DFLASH mode (chain, trees, auto, TP): these prompts, AR's greedy tokens computed
+# once per session (the `prompts` and `ar_outputs` fixtures in tests/e2e/conftest.py).
+LOSSLESS_PROMPTS, LOSSLESS_NEW_TOKENS = 30, 64
 FP32 = ("--dtype", "float32")  # exact comparisons (SGLang serves a float32 checkpoint in float16 by default)
 METRICS = ("--enable-metrics",)
 # Any KV or request-slot leak SGLang's own idle check finds becomes fatal, so every test sees it.
