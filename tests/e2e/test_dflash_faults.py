@@ -13,7 +13,7 @@ import pytest
 
 from dflash_sglang.client import HTTPStatusError, generate, post_json
 from dflash_sglang.serving import group_members
-from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, leak_reports, token_usage
+from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, token_usage, wait_for_zero_usage
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,6 @@ def doomed_server(module_servers, pair):
     return module_servers.get("dflash-sigterm", target, args, env=STRICT_MEMORY_ENV)
 
 
-def _wait_for_zero_usage(server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while (usage := token_usage(server)) != 0 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert usage == 0, f"{usage} KV tokens still in use"
-    assert not leak_reports(server)
-
-
 def test_prompt_longer_than_the_context_is_400_and_server_keeps_serving(dflash_server):
     info = generate(dflash_server.base_url, PROMPT, 4, temperature=0)
     context = 2048  # the bundled target's max_position_embeddings
@@ -47,7 +39,7 @@ def test_prompt_longer_than_the_context_is_400_and_server_keeps_serving(dflash_s
     assert err.value.status == 400
     assert "context" in err.value.body.lower()
     assert generate(dflash_server.base_url, PROMPT, 4, temperature=0)["output_ids"] == info["output_ids"]
-    _wait_for_zero_usage(dflash_server)
+    wait_for_zero_usage(dflash_server)
 
 
 def _descendants(pid: int) -> set[int]:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dflash_sglang.client import HTTPStatusError, generate, generate_many, post_json
-from helpers.e2e import BLOCK, leak_reports, metric, stream_generate, token_usage
+from helpers.e2e import BLOCK, metric, stream_generate, token_usage, wait_for_zero_usage
 
 pytestmark = pytest.mark.e2e
 
@@ -86,7 +86,7 @@ def test_abort_mid_generation_frees_its_kv(dflash_server):
     thread.join(timeout=120)
     assert result["meta_info"]["finish_reason"]["type"] == "abort"
     assert 0 < result["meta_info"]["completion_tokens"] < 2000
-    _wait_for_zero_usage(dflash_server)
+    wait_for_zero_usage(dflash_server)
     again = generate(dflash_server.base_url, PROMPT, 8, temperature=0)
     assert len(again["output_ids"]) == 8  # still serving
 
@@ -103,15 +103,7 @@ def test_no_kv_slot_leaks_after_a_concurrent_load(dflash_server):
     prompts = [PROMPT + f"# variant {i}\n" for i in range(64)]
     results = generate_many(dflash_server.base_url, prompts, 24, 16, temperature=0)
     assert all(len(r["output_ids"]) >= 1 for r in results)
-    _wait_for_zero_usage(dflash_server)
-
-
-def _wait_for_zero_usage(server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while (usage := token_usage(server)) != 0 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert usage == 0, f"{usage} KV tokens still in use"
-    assert not leak_reports(server)
+    wait_for_zero_usage(dflash_server)
 
 
 def test_radix_cache_hit_reuses_the_drafters_kv(dflash_server):

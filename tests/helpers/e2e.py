@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -66,6 +67,15 @@ def token_usage(server) -> float:
 
 def leak_reports(server) -> list[str]:
     return [line for line in server.log_text().splitlines() if "leak detected" in line or "double free" in line]
+
+
+def wait_for_zero_usage(server, timeout: float = 60) -> None:
+    """The KV pool drains to 0 once requests finish (the scheduler frees asynchronously), with no leak report."""
+    deadline = time.monotonic() + timeout
+    while (usage := token_usage(server)) != 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert usage == 0, f"{usage} KV tokens still in use"
+    assert not leak_reports(server)
 
 
 def in_process_sglang_marks() -> list:
