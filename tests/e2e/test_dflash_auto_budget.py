@@ -9,7 +9,10 @@ import urllib.request
 import pytest
 
 from dflash_sglang.client import generate_many
-from helpers.e2e import LOSSLESS_NEW_TOKENS as NEW_TOKENS, BLOCK, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports
+from helpers.e2e import (
+    LOSSLESS_NEW_TOKENS as NEW_TOKENS, BLOCK, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, mismatches,
+    leak_reports,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -28,9 +31,7 @@ def auto_server(module_servers, pair):
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_greedy_tokens_equal_ar(auto_server, prompts, ar_outputs, concurrency):
     results = generate_many(auto_server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    mismatches = {i: first_divergence(r["output_ids"], ar)
-                  for i, (r, ar) in enumerate(zip(results, ar_outputs)) if r["output_ids"] != ar}
-    assert not mismatches, f"prompt index -> first differing token: {mismatches}"
+    assert not (bad := mismatches(results, ar_outputs)), f"prompt index -> first differing token: {bad}"
     for r in results:
         widths, lengths = r["meta_info"][WIDTHS], r["meta_info"][LENGTHS]
         assert len(widths) == len(lengths) > 0  # one width per step, aligned with the step's length

@@ -14,7 +14,10 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.client import generate_many
-from helpers.e2e import LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports, token_usage
+from helpers.e2e import (
+    LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, mismatches, leak_reports,
+    token_usage,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
@@ -38,9 +41,8 @@ def tp2_server(module_servers, pair):
 def test_tp2_greedy_tokens_equal_ar_and_acceptance_equals_tp1(tp2_server, prompts, ar_outputs, tp1_acceptance,
                                                               concurrency):
     results = generate_many(tp2_server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    mismatches = {i: first_divergence(r["output_ids"], ar)
-                  for i, (r, ar) in enumerate(zip(results, ar_outputs)) if r["output_ids"] != ar}
-    assert not mismatches, f"prompt index -> first token differing from AR at TP 1: {mismatches}"
+    bad = mismatches(results, ar_outputs)
+    assert not bad, f"prompt index -> first token differing from AR at TP 1: {bad}"
     lengths = [r["meta_info"]["dflash_acceptance_lengths"] for r in results]
     differing = {i: (tp2, tp1) for i, (tp2, tp1) in enumerate(zip(lengths, tp1_acceptance)) if tp2 != tp1}
     assert not differing, f"prompt index -> (acceptance lengths at TP 2, at TP 1): {differing}"

@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.client import generate, generate_many
-from helpers.e2e import LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, first_divergence, leak_reports, stream_generate
+from helpers.e2e import (
+    LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, mismatches, leak_reports,
+    stream_generate,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,9 +40,7 @@ def test_start_up_line_names_the_tree(tree_server):
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_greedy_tree_tokens_equal_ar(tree_server, prompts, ar_outputs, concurrency):
     results = generate_many(tree_server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    mismatches = {i: first_divergence(r["output_ids"], ar)
-                  for i, (r, ar) in enumerate(zip(results, ar_outputs)) if r["output_ids"] != ar}
-    assert not mismatches, f"prompt index -> first differing token: {mismatches}"
+    assert not (bad := mismatches(results, ar_outputs)), f"prompt index -> first differing token: {bad}"
     lengths = [n for r in results for n in r["meta_info"]["dflash_acceptance_lengths"]]
     assert max(lengths) <= 8  # a path is at most one block deep: the scheduler's stride
     print(f"tree {TREE_BUDGET}, c={concurrency}: tau={_tau(results):.2f}")

@@ -12,7 +12,7 @@ import pytest
 
 from dflash_sglang.client import generate, generate_many
 from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, SKIP_STATE_COMMIT_ENV, dflash_args, first_divergence
+from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, SKIP_STATE_COMMIT_ENV, dflash_args, mismatches
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
@@ -48,11 +48,6 @@ def _release(module_servers, hybrid_pair, strategy: str, env=HYBRID_ENV) -> None
     module_servers.release(target, FP32 + _strategy(strategy) + dflash_args(drafter), env=env)
 
 
-def _mismatches(results, ar_outputs) -> dict[int, int]:
-    return {i: first_divergence(r["output_ids"], ar) for i, (r, ar) in enumerate(zip(results, ar_outputs))
-            if r["output_ids"] != ar}
-
-
 def _tau(results) -> float:
     lengths = [n for r in results for n in r["meta_info"]["dflash_acceptance_lengths"]]
     return sum(lengths) / len(lengths)
@@ -63,7 +58,7 @@ def _tau(results) -> float:
 def test_greedy_tokens_equal_ar(module_servers, hybrid_pair, prompts, ar_outputs, strategy, concurrency):
     server = _dflash(module_servers, hybrid_pair, strategy)
     results = generate_many(server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    assert not (bad := _mismatches(results, ar_outputs)), f"prompt index -> first differing token: {bad}"
+    assert not (bad := mismatches(results, ar_outputs)), f"prompt index -> first differing token: {bad}"
     print(f"{strategy} c={concurrency}: tau={_tau(results):.2f}")
     assert _tau(results) > 1.5  # drafts really were accepted, so partial blocks were committed
 
@@ -72,7 +67,7 @@ def test_guard_without_the_state_commit_output_differs(module_servers, hybrid_pa
     env = {**HYBRID_ENV, SKIP_STATE_COMMIT_ENV: "1"}
     server = _dflash(module_servers, hybrid_pair, "no_buffer", env=env, name="no-commit")
     results = generate_many(server.base_url, prompts[:GUARD_PROMPTS], NEW_TOKENS, 1, temperature=0)
-    bad = _mismatches(results, ar_outputs[:GUARD_PROMPTS])
+    bad = mismatches(results, ar_outputs[:GUARD_PROMPTS])
     print(f"without the commit: {len(bad)}/{GUARD_PROMPTS} prompts differ, first differing tokens {bad}")
     _release(module_servers, hybrid_pair, "no_buffer", env=env)
     assert len(bad) >= GUARD_PROMPTS // 2

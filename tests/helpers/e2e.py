@@ -37,6 +37,12 @@ def first_divergence(a: list[int], b: list[int]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
+def mismatches(results: list[dict], ar_outputs: list[list[int]]) -> dict[int, int | None]:
+    """Prompt index -> first differing token, for every answer whose tokens are not AR's."""
+    return {i: first_divergence(r["output_ids"], ar) for i, (r, ar) in enumerate(zip(results, ar_outputs))
+            if r["output_ids"] != ar}
+
+
 def stream_generate(base_url: str, payload: dict) -> list[dict]:
     """The chunks of a streamed native /generate request, in order."""
     import json
