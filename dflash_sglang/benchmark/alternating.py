@@ -6,8 +6,10 @@
 On a shared machine the load drifts over minutes, so a method's tok/s is only comparable with AR's
 measured in the same minutes. For each method, AR's server and the method's are up together (this
 machine holds two servers at a time: one AR server stays up, the methods' servers take turns); every
-round runs each temperature x concurrency cell on both, in alternating order. Speedup is the method's tok/s over its own AR's, over all rounds. τ does not
-depend on load. `dflash-point-mass` is our worker with DFLASH_SGLANG_SAMPLING_RULE=point-mass.
+round runs each temperature x concurrency cell on both, in alternating order. Speedup is the method's
+tok/s over its own AR's, over all rounds. τ does not depend on load. `dflash-point-mass` is our worker
+with DFLASH_SGLANG_SAMPLING_RULE=point-mass; `dflash-auto` is our worker with a per-step verify width
+(`--speculative-dflash-tree-budget auto`), which may fall back to plain decoding.
 """
 
 from __future__ import annotations
@@ -26,18 +28,22 @@ from dflash_sglang.benchmark.report import environment, write_json
 from dflash_sglang.benchmark.stats import RunStats, summarize, with_speedups
 from dflash_sglang.datasets import load_prompts
 from dflash_sglang.serving import ServerProcess, launch
+from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
 POINT_MASS = "dflash-point-mass"
-METHODS = ("dflash", POINT_MASS, "builtin")
+AUTO = "dflash-auto"
+METHODS = ("dflash", POINT_MASS, AUTO, "builtin")
 LABELS = {"ar": "AR", "dflash": "DFLASH (ours, rejection)", POINT_MASS: "DFLASH (ours, point-mass rule)",
+          AUTO: f"DFLASH (ours, rejection, {TREE_BUDGET_FLAG} auto)",
           "builtin": "DFLASH (SGLang builtin, CPU: our torch sampling verify, point-mass rule)"}
 
 
 def _launch(config, method: str, log_dir: Path) -> ServerProcess:
-    plan = recipe(config, "dflash" if method == POINT_MASS else method)
+    plan = recipe(config, "dflash" if method in (POINT_MASS, AUTO) else method)
     env = {**os.environ, **plan.env, **({"DFLASH_SGLANG_SAMPLING_RULE": "point-mass"} if method == POINT_MASS else {})}
+    args = (*plan.args, TREE_BUDGET_FLAG, "auto") if method == AUTO else plan.args
     # Idle servers sleep: the other server of the pair must not spin while one is measured.
-    return launch(config.model, plan.args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
+    return launch(config.model, args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
 
 
 def _start(config, method: str, log_dir: Path) -> ServerProcess:

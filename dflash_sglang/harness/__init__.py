@@ -2,7 +2,8 @@
 
 Two things, measured on SGLang 0.5.23 (see README "Running on CPU"):
 - a stub `libcuda.so.1` on `LD_LIBRARY_PATH`, so the CUDA wheels import (`stub.py`);
-- `SGLANG_USE_CPU_ENGINE=1`, so SGLang's CPU paths are chosen.
+- `SGLANG_USE_CPU_ENGINE=1`, so SGLang's CPU paths are chosen;
+- `OMP_NUM_THREADS` per scheduler, one core kept free for SGLang's other processes (`threads.py`).
 On a host with a real driver the harness is never applied: `environment()` returns nothing.
 """
 
@@ -18,6 +19,7 @@ from dflash_sglang.errors import UserError
 from dflash_sglang.harness.driver import has_nvidia_driver
 from dflash_sglang.harness.stub import build_stub
 from dflash_sglang.harness.tensor_parallel import tp_environment
+from dflash_sglang.harness.threads import threads_environment
 
 HARNESS_DIR_ENV = "DFLASH_SGLANG_HARNESS_DIR"
 # Server flags SGLang needs on this CPU; used by the demo, the tests and `serve`.
@@ -60,7 +62,8 @@ def environment(directory: Path | None = None, base: dict[str, str] | None = Non
     base = os.environ if base is None else base
     old = base.get("LD_LIBRARY_PATH", "")
     parts = [str(lib_dir)] + [p for p in old.split(":") if p and p != str(lib_dir)]
-    return {"SGLANG_USE_CPU_ENGINE": "1", "LD_LIBRARY_PATH": ":".join(parts), **tp_environment(tp_size, base)}
+    return {"SGLANG_USE_CPU_ENGINE": "1", "LD_LIBRARY_PATH": ":".join(parts), **tp_environment(tp_size, base),
+            **threads_environment(tp_size, base)}
 
 
 def export_lines(directory: Path | None = None, tp_size: int = 1) -> list[str]:
@@ -72,5 +75,6 @@ def export_lines(directory: Path | None = None, tp_size: int = 1) -> list[str]:
     return [
         "export SGLANG_USE_CPU_ENGINE=1",
         f'export LD_LIBRARY_PATH={quoted}"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"',
-        *(f"export {name}={shlex.quote(value)}" for name, value in tp_environment(tp_size).items()),
+        *(f"export {name}={shlex.quote(value)}"
+          for name, value in {**tp_environment(tp_size), **threads_environment(tp_size)}.items()),
     ]

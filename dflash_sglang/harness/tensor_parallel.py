@@ -9,9 +9,8 @@ Measured on SGLang 0.5.23 (`../shared/notes/tp-on-cpu-probe.md`); SGLang's CPU p
   `torch.cuda.device(cpu)` and raise. When the library fails to load, `PyNcclCommunicator` disables itself
   (one ERROR log line per group, "expected if you are not running on NVIDIA ... GPUs") and the all-reduce
   goes to `torch.distributed` (gloo).
-- `OMP_NUM_THREADS` = cores per rank: without thread binding every rank would start one thread per core,
-  and N ranks oversubscribe the cores (3-4x slower on the 2-core probe host).
-At tp 1 none of this applies and nothing is set. A value the caller already set wins.
+Each rank's `OMP_NUM_THREADS` is threads.py's, at every tp size. At tp 1 nothing here applies and
+nothing is set. A value the caller already set wins.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from dflash_sglang.errors import UserError
 
 BIND_ENV = "SGLANG_CPU_OMP_THREADS_BIND"
 NCCL_ENV = "SGLANG_NCCL_SO_PATH"
-THREADS_ENV = "OMP_NUM_THREADS"
 # Any name the dynamic loader cannot find; it says why it is there when it shows up in SGLang's log.
 UNLOADABLE_NCCL = "libnccl-disabled-on-cpu.so"
 
@@ -57,7 +55,6 @@ def tp_environment(tp_size: int, base: dict[str, str] | None = None) -> dict[str
     wanted = {
         BIND_ENV: cpu_binding(tp_size, cpus),
         NCCL_ENV: UNLOADABLE_NCCL,
-        THREADS_ENV: str(max(1, len(cpus) // tp_size)),
     }
     return {name: value for name, value in wanted.items() if name not in base}
 

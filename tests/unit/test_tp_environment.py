@@ -3,14 +3,17 @@ e2e launcher set it only for N > 1. The e2e proof that it is enough is tests/e2e
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dflash_sglang import preset_launch, presets
 from dflash_sglang.errors import UserError
 from dflash_sglang.harness.driver import has_nvidia_driver
 from dflash_sglang.harness.tensor_parallel import (
-    BIND_ENV, NCCL_ENV, THREADS_ENV, UNLOADABLE_NCCL, cpu_binding, tp_environment, tp_size_of,
+    BIND_ENV, NCCL_ENV, UNLOADABLE_NCCL, cpu_binding, tp_environment, tp_size_of,
 )
+from dflash_sglang.harness.threads import THREADS_ENV, threads_environment, threads_per_rank
 from helpers.cli import run_cli
 
 needs_cpu_host = pytest.mark.skipif(has_nvidia_driver(), reason="the harness is inactive on a GPU host")
@@ -28,10 +31,27 @@ def test_every_rank_gets_its_own_share_of_the_cores(tp_size, cpus, expected):
 
 def test_nothing_at_tp_1_and_the_callers_values_win():
     assert tp_environment(1, {}) == {}
-    env = tp_environment(2, {THREADS_ENV: "7"})
-    assert set(env) == {BIND_ENV, NCCL_ENV}
+    env = tp_environment(2, {BIND_ENV: "0|0"})
+    assert set(env) == {NCCL_ENV}
+    env = tp_environment(2, {})
     assert env[NCCL_ENV] == UNLOADABLE_NCCL
     assert len(env[BIND_ENV].split("|")) == 2
+
+
+@pytest.mark.parametrize("cores, tp_size, expected", [
+    pytest.param(2, 1, 1, id="this-host"),
+    pytest.param(2, 2, 1, id="this-host-tp2"),
+    pytest.param(1, 1, 1, id="one-core"),
+    pytest.param(64, 1, 63, id="big-host"),
+    pytest.param(9, 2, 4, id="big-host-tp2"),
+])
+def test_each_rank_gets_the_cores_left_after_one_is_kept_free(cores, tp_size, expected):
+    assert threads_per_rank(cores, tp_size) == expected
+
+
+def test_a_thread_count_the_caller_set_wins():
+    assert threads_environment(1, {THREADS_ENV: "7"}) == {}
+    assert threads_environment(1, {}) == {THREADS_ENV: str(threads_per_rank(len(os.sched_getaffinity(0)), 1))}
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -62,6 +82,7 @@ def test_env_exports_the_tp_variables_only_when_asked(tmp_path, monkeypatch):
     tp2 = run_cli("env", "--dir", str(tmp_path), "--tp-size", "2")
     assert plain.returncode == tp2.returncode == 0, plain.stderr + tp2.stderr
     assert BIND_ENV not in plain.stdout and NCCL_ENV not in plain.stdout
+    assert any(line.startswith(f"export {THREADS_ENV}=") for line in plain.stdout.splitlines())
     assert f"export {NCCL_ENV}={UNLOADABLE_NCCL}" in tp2.stdout.splitlines()
     assert any(line.startswith(f"export {BIND_ENV}=") for line in tp2.stdout.splitlines())
 
