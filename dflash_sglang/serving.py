@@ -83,6 +83,13 @@ class ServerProcess:
         stop_process_group(self.process, grace)
 
 
+def exit_on_sigterm() -> None:
+    """For the long-running commands (benchmarks, soak): SIGTERM raises SystemExit, so their `finally`
+    blocks stop every server they started. Python's default SIGTERM ends the process without them, and
+    `pkill` of a benchmark left its servers running."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> None:
     pgid = process.pid  # started with start_new_session=True, so pgid == pid
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):

@@ -27,7 +27,7 @@ from dflash_sglang.benchmark.records import RunRecord
 from dflash_sglang.benchmark.report import environment, write_json
 from dflash_sglang.benchmark.stats import RunStats, summarize, with_speedups
 from dflash_sglang.datasets import load_prompts
-from dflash_sglang.serving import ServerProcess, launch
+from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch
 from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
 POINT_MASS = "dflash-point-mass"
@@ -104,6 +104,7 @@ def markdown_table(phases: dict[str, list[RunStats]], baseline: str = "ar") -> s
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     p = argparse.ArgumentParser(prog="python -m dflash_sglang.benchmark.alternating")
     p.add_argument("--methods", default=",".join(METHODS), help=f"from {','.join(METHODS)}")
     p.add_argument("--baseline", default="ar", help="the server every method is paired with (default ar)")

@@ -20,6 +20,7 @@ from dflash_sglang.benchmark.runner import run_all
 from dflash_sglang.benchmark.stats import summarize, with_speedups
 from dflash_sglang.datasets import load_prompts
 from dflash_sglang.errors import UserError
+from dflash_sglang.serving import exit_on_sigterm
 
 
 def _title(config: BenchConfig) -> str:
@@ -47,6 +48,7 @@ def benchmark(config: BenchConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     try:
         return benchmark(parse_config(argv))
     except UserError as err:

@@ -30,7 +30,7 @@ from dflash_sglang.benchmark.stats import summarize
 from dflash_sglang.benchmark.sweep_plot import write_sweep_plot
 from dflash_sglang.benchmark.sweep_report import SweepCell, auto_checks, markdown_table, summarize_cells
 from dflash_sglang.datasets import load_prompts
-from dflash_sglang.serving import ServerProcess, launch
+from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch
 from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
 # sweep name -> (server recipe in methods.py, extra server flags)
@@ -119,6 +119,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     args = _arguments(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]

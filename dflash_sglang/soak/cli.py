@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from dflash_sglang.errors import UserError
+from dflash_sglang.serving import exit_on_sigterm
 from dflash_sglang.soak.plot import write_plot
 from dflash_sglang.soak.report import rss_window
 from dflash_sglang.soak.run import SoakConfig, run_soak
@@ -55,6 +56,7 @@ def summary(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     try:
         config = parse_config(argv)
         report = run_soak(config)
