@@ -106,22 +106,26 @@ def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> None:
     process.poll()
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, read from /proc."""
-    members = []
+def live_processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every live (non-zombie) process, read from /proc."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-        except OSError:
+        except OSError:  # it ended while we read
             continue
         # The command name is in parentheses and may hold spaces: split after the last ')'.
         fields = stat[stat.rindex(")") + 2:].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            found[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group."""
+    return [pid for pid, (_, pgrp) in live_processes().items() if pgrp == pgid]
 
 
 def _group_alive(pgid: int) -> bool:

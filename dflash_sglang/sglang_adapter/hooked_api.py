@@ -51,6 +51,9 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.allocate_vocab_mask": (
         "self", "vocab_size", "batch_size", "device"),
     "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.apply_vocab_mask": ("logits", "vocab_mask"),
+    # penalty_order.py
+    "sglang.srt.sampling.penaltylib.orchestrator.BatchedPenalizerOrchestrator.__init__": (
+        "self", "vocab_size", "batch", "penalizers"),
     # cpu/hybrid_args.py, cpu/gdn_patches.py
     "sglang.srt.arg_groups.mamba_hook._platform_supports_mamba_cache_extra_buffer": (),
     "sglang.srt.arg_groups.model_hook.handle_mamba_radix_cache": ("server_args", "hf_config"),

@@ -37,7 +37,7 @@ def register() -> None:
 def install_hooks() -> None:
     """Register every HookRegistry hook. Each one only acts on what it is for (DFLASH, CPU)."""
     from dflash_sglang.sglang_adapter import (
-        cpu, legacy_args, request_checks, startup, step_stats, takeover, tree_args,
+        cpu, legacy_args, penalty_order, request_checks, startup, step_stats, takeover, tree_args,
     )
 
     legacy_args.install()
@@ -46,4 +46,5 @@ def install_hooks() -> None:
     startup.install()
     request_checks.install()
     step_stats.install()
+    penalty_order.install()
     cpu.install()

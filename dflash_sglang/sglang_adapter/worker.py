@@ -35,14 +35,13 @@ from dflash_sglang.sglang_adapter.spec_logprobs import write_spec_logprobs
 from dflash_sglang.sglang_adapter import tree_route
 from dflash_sglang.sglang_adapter.step_models import Runners
 from dflash_sglang.sglang_adapter.budget_auto import auto_budget_for
-from dflash_sglang.sglang_adapter.budget_models import BudgetStepModels
 from dflash_sglang.sglang_adapter.startup_hint import startup_stage
 from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY
 from dflash_sglang.sglang_adapter.tensor_parallel import (
     RankAgreement, draft_build_scope, full_vocab_lm_head, replicated_draft_layout,
 )
 from dflash_sglang.sglang_adapter.tree_args import tree_budget_of
-from dflash_sglang.sglang_adapter.tree_models import SGLangTreeModels
+from dflash_sglang.sglang_adapter.verify_policy import AutoVerify, FixedVerify, VerifyPolicy
 from dflash_sglang.spec.step import StepInput
 
 CONSTRUCTED_LINE = ("dflash-sglang %s DFLASH worker: block %d, target layers %s, mask token %d, drafter %s on %s, "
@@ -73,8 +72,6 @@ class DFlashWorker(BaseSpecWorker):
         self.draft_window = draft_window.from_server_args(self.block_size)
         self.runners = _resolve_runners(target_worker, bundle, self.config, self.draft_window,
                                         self.draft_parallel_layout)
-        # --speculative-dflash-tree-budget auto: each decode step picks its verify width (budget_auto.py)
-        self.auto_budget = auto_budget_for(server_args, self.block_size, self.model_runner.model_config)
         get_logger().info(CONSTRUCTED_LINE, __version__, self.block_size, list(self.config.target_layer_ids),
                           self.config.mask_token_id, self.config.architecture, self.device,
                           draft_window.describe(self.draft_window))
@@ -97,8 +94,17 @@ class DFlashWorker(BaseSpecWorker):
         # SGLang sets up the target's feature capture with its attention backends: check it now.
         _check_feature_capture(self.model_runner.model, self.config)
         self.runners.commit_recurrent_state = RecurrentStateCommit.for_target(self._target_worker, self.block_size)
-        self.tree_budget = tree_route.for_target(tree_budget_of(self.server_args, self.block_size),
-                                                 self.model_runner.model_config, self.block_size, self.server_args)
+        self.verify = self._verify_policy()
+
+    def _verify_policy(self) -> VerifyPolicy:
+        """--speculative-dflash-tree-budget: `auto` picks a width per step (budget_auto.py); otherwise the
+        chain, or a fixed tree where this target can verify one (tree_route.py)."""
+        auto = auto_budget_for(self.server_args, self.block_size, self.model_runner.model_config)
+        if auto is not None:
+            return AutoVerify(auto)
+        budget = tree_budget_of(self.server_args, self.block_size)
+        return FixedVerify(tree_route.for_target(budget, self.model_runner.model_config, self.block_size,
+                                                 self.server_args))
 
     @startup_stage("drafter CUDA-graph capture")
     def init_cuda_graphs(self) -> None:
@@ -149,21 +155,14 @@ class DFlashWorker(BaseSpecWorker):
             rule=self.sampling_rule,
             features=logit_features(batch, self.block_size),  # None unless a request needs them
         )
-        if self.auto_budget is not None:
-            models = BudgetStepModels(self.runners, batch)
-            acceptance = self.auto_budget.step(models, step, bool(batch.return_logprob))
-        else:
-            models = SGLangTreeModels(self.runners, batch)  # the chain's models, plus the tree's verify and commit
-            acceptance = tree_route.run_step(models, step, tree_route.step_budget(self.tree_budget, batch, step))
+        models, acceptance = self.verify.step(self.runners, batch, step)
         lengths = acceptance.acceptance_lengths  # [bs] tokens committed per request
         if step.features is not None:
             remember_step(batch.reqs, acceptance.out_tokens, lengths)
         new_seq_lens = step.seq_lens + lengths
         logits_output = models.logits_output
         logits_output.hidden_states = None
-        logits_output.customized_info = {ACCEPTANCE_KEY: lengths.tolist()}
-        if self.auto_budget is not None:
-            logits_output.customized_info.update(self.auto_budget.step_info(len(lengths)))
+        logits_output.customized_info = {ACCEPTANCE_KEY: lengths.tolist(), **self.verify.step_info(len(lengths))}
         if batch.return_logprob:
             write_spec_logprobs(batch, logits_output, models.target_logits, acceptance.out_tokens)
         return GenerationBatchResult(

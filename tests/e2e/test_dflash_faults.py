@@ -1,5 +1,5 @@
-"""Issue 13's faults on real servers: a prompt past the context gets HTTP 400 and the server keeps serving; SIGTERM
-under load drains the requests in flight, then stops the server and every process it started."""
+"""Issue 13's faults on real servers: a prompt past the context gets HTTP 400 and the server keeps serving; requests
+retracted mid-decode by SGLang's retraction path (the one a full KV pool takes) still end with AR's tokens; SIGTERM under load drains the requests in flight, then stops the server and every process it started."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from dflash_sglang.client import HTTPStatusError, generate, post_json
-from dflash_sglang.serving import group_members
-from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, token_usage, wait_for_zero_usage
+from dflash_sglang.client import HTTPStatusError, generate, generate_many, post_json
+from dflash_sglang.serving import group_members, live_processes
+from helpers.e2e import (
+    FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, leak_reports, metric, mismatches, token_usage, wait_for_zero_usage,
+)
 
 pytestmark = pytest.mark.e2e
 
 DRAIN_REQUESTS, DRAIN_TOKENS, DRAIN_TIMEOUT_S = 6, 48, 600
+RETRACT_REQUESTS, RETRACT_TOKENS = 8, 96
+# SGLang's admission reserves a request's whole max_new_tokens, so a small pool queues requests rather than
+# retracting them (README: Soak and faults). SGLang's own test switch runs its real retraction path, the one a full
+# pool takes, every third forward: requests are retracted mid-decode, their KV freed, and prefilled again later.
+RETRACT_ENV = {**STRICT_MEMORY_ENV, "SGLANG_TEST_RETRACT": "1"}
 PROMPT = "def count_words(text):\n    \"\"\"Return how many words are in text.\"\"\"\n"
 
 
@@ -42,33 +48,34 @@ def test_prompt_longer_than_the_context_is_400_and_server_keeps_serving(dflash_s
     wait_for_zero_usage(dflash_server)
 
 
+def test_requests_retracted_mid_decode_end_with_ar_tokens(module_servers, pair, ar_server):
+    target, drafter = pair
+    args = FP32 + METRICS + dflash_args(drafter) + ("--max-total-tokens", "640")
+    server = module_servers.get("dflash-retract", target, args, env=RETRACT_ENV)
+    prompts = [PROMPT + f"# case {i}\n" for i in range(RETRACT_REQUESTS)]
+    sampling = {"temperature": 0, "ignore_eos": True}
+    ours = generate_many(server.base_url, prompts, RETRACT_TOKENS, RETRACT_REQUESTS, **sampling)
+    retracted = metric(server, "num_retracted_requests_total")
+    assert retracted > 0, "no request was retracted: the test would prove nothing"
+    ar = generate_many(ar_server.base_url, prompts, RETRACT_TOKENS, 4, **sampling)
+    assert [len(o["output_ids"]) for o in ours] == [RETRACT_TOKENS] * RETRACT_REQUESTS
+    assert mismatches(ours, [a["output_ids"] for a in ar]) == {}
+    wait_for_zero_usage(server)
+    assert not leak_reports(server)
+    module_servers.release(target, args, env=RETRACT_ENV)
+    print(f"{retracted:.0f} retractions; {RETRACT_REQUESTS}/{RETRACT_REQUESTS} equal AR")
+
+
 def _descendants(pid: int) -> set[int]:
-    """Live (non-zombie) descendants of pid, from /proc."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for child, (parent, _) in live_processes().items():
+        children.setdefault(parent, []).append(child)
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):
             found.add(child)
             todo.append(child)
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_sigterm_under_load_drains_and_stops_every_process(doomed_server):
@@ -98,7 +105,7 @@ def test_sigterm_under_load_drains_and_stops_every_process(doomed_server):
     assert sorted(answers) == list(range(DRAIN_REQUESTS)), "a request in flight was lost"
     assert all(len(a["output_ids"]) == DRAIN_TOKENS for a in answers.values())
     deadline = time.monotonic() + 30
-    while (alive := [p for p in children if _alive(p)]) and time.monotonic() < deadline:
+    while (alive := sorted(children & set(live_processes()))) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not alive, f"server {doomed_server.pid} exited ({returncode}) leaving {alive} running"
     assert not group_members(doomed_server.pid)

@@ -47,3 +47,11 @@ def generate_all(server, prompts: list[str], sampling: dict, max_tokens: int, co
 def tau(results: list[dict]) -> float:
     steps = [n for r in results for n in r["meta_info"]["dflash_acceptance_lengths"]]
     return sum(steps) / len(steps)
+
+
+def whitespace_bias(model_dir, bias: float = -100.0) -> dict[str, float]:
+    """`logit_bias` pushing down every token that decodes to whitespace only."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    return {str(i): bias for i in range(len(tokenizer)) if tokenizer.decode([i]).strip() == ""}
