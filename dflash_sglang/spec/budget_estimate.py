@@ -115,13 +115,22 @@ class RowCalibration:
 
 class TreeGain:
     """Trees of N tokens per request: expected tokens = the chain's expected tokens at its full width times
-    a gain measured on the tree steps run so far (committed per request over what the chain's estimate
-    said in the same step), decayed. A tree never run has gain 1: warm-up and exploration run each once,
-    and a tree is chosen only when what it adds pays for its verify tokens."""
+    a gain measured on the tree steps run so far: the tokens they committed over what the chain's estimate
+    said in the same steps, both summed with decay. A ratio of sums, not a mean of per-step ratios: a
+    step's ratio swings from ~0.2 to ~3 with its block, and the mean of such ratios sits above the ratio
+    of the means, which made `auto` pick trees that lost to the chain (2026-11-30 sweep, c=1 and 4).
+    A tree never run has gain 1: warm-up and exploration run each once, and a tree is chosen only when
+    what it adds pays for its verify tokens."""
 
     def __init__(self, widths: tuple[int, ...], decay: float = 0.9) -> None:
         self.decay = decay
-        self.gain: dict[int, float | None] = {w: None for w in widths}
+        self._committed: dict[int, float] = {w: 0.0 for w in widths}
+        self._chain_estimate: dict[int, float] = {w: 0.0 for w in widths}
+
+    @property
+    def gain(self) -> dict[int, float | None]:
+        return {w: (self._committed[w] / self._chain_estimate[w]) if self._chain_estimate[w] > 0 else None
+                for w in self._committed}
 
     def expected(self, chain_full: float) -> dict[int, float]:
         """chain_full: the batch's expected committed tokens with the full chain -> width -> the tree's."""
@@ -129,6 +138,5 @@ class TreeGain:
 
     def observe(self, width: int, committed: float, chain_full: float) -> None:
         """committed and chain_full: the batch's committed tokens, and the chain's estimate, this step."""
-        ratio = committed / max(chain_full, 1e-6)
-        old = self.gain[width]
-        self.gain[width] = ratio if old is None else self.decay * old + (1.0 - self.decay) * ratio
+        self._committed[width] = self.decay * self._committed[width] + committed
+        self._chain_estimate[width] = self.decay * self._chain_estimate[width] + max(chain_full, 1e-6)

@@ -123,3 +123,15 @@ def test_sampled_steps_keep_the_target_distribution(width):
     table = table[:, table.sum(0) > 0].numpy()
     assert chi2_contingency(table).pvalue > 0.001
     assert int(result.acceptance.accepted.max()) <= width - 1
+
+
+def test_tree_gain_is_a_ratio_of_sums_not_a_mean_of_ratios():
+    """Two steps: an easy block (chain estimate 6, tree commits 6) and a hard one (estimate 0.5, tree commits 1.5).
+    Per-step ratios 1.0 and 3.0 average 2.0; the tree committed 7.5 where the chain was expected to commit 6.5."""
+    from dflash_sglang.spec.budget_estimate import TreeGain
+
+    gain = TreeGain((16,), decay=1.0)
+    assert gain.gain == {16: None} and gain.expected(4.0) == {16: 4.0}
+    gain.observe(16, committed=6.0, chain_full=6.0)
+    gain.observe(16, committed=1.5, chain_full=0.5)
+    assert abs(gain.gain[16] - 7.5 / 6.5) < 1e-9
