@@ -19,6 +19,9 @@ several token counts); then a step now and then takes the next width in turn, at
 of the time (a tree at high load costs several ordinary steps); and
 during plain decoding one step now and then drafts and verifies the full chain (a probe, at most
 `probe_share` of the time), so that plain decoding ends when the drafter's acceptance comes back.
+Each probe after which plain decoding still wins halves both shares, down to 1/`max_backoff` of them:
+when the drafter keeps losing (sampled requests on a flat target), probing and exploring at the full
+shares cost up to 15 % of the time for nothing. A step that drafts by choice restores them.
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ class BudgetSettings:
     probe_share: float = 0.1  # of the time spent decoding plainly, at most this goes to probes
     cost_decay: float = 0.98  # per observation, for the cost fits
     expected_decay: float = 0.8  # per drafted step, for the expected tokens `plan` reads
+    max_backoff: float = 4.0  # probes and exploration shrink to 1/max_backoff of their shares while they fail
 
     def __post_init__(self) -> None:
         assert self.block_size >= 1, self.block_size
         assert all(w > self.block_size for w in self.tree_widths), (self.tree_widths, self.block_size)
         assert 0.0 < self.explore_share < 1.0 and 0.0 < self.probe_share < 1.0, (self.explore_share, self.probe_share)
+        assert self.max_backoff >= 1.0, self.max_backoff
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -72,6 +77,8 @@ class BudgetController:
         self.plain_seconds = 0.0  # spent decoding plainly since the last drafted step
         self._turn = 0  # round-robin position over the widths, for warm-up and exploration
         self.since_explore = 0.0  # seconds of steps since the last warm-up or exploration step
+        self.backoff = 1.0  # divides explore_share and probe_share (module docstring)
+        self._last_reason = ""
 
     def _peek_turn(self) -> int:
         widths = self.settings.widths
@@ -87,10 +94,19 @@ class BudgetController:
 
     def _explore_due(self, batch_size: int) -> bool:
         cost = self.costs.seconds(batch_size, self._peek_turn(), drafted=True)
-        share = self.settings.explore_share
+        share = self.settings.explore_share / self.backoff
         return self.since_explore * share >= cost * (1.0 - share)
 
     def plan(self, batch_size: int) -> Plan:
+        plan = self._plan(batch_size)
+        if plan.reason == "plain" and self._last_reason == "probe":
+            self.backoff = min(2.0 * self.backoff, self.settings.max_backoff)
+        elif plan.reason == "chosen":
+            self.backoff = 1.0
+        self._last_reason = plan.reason
+        return plan
+
+    def _plan(self, batch_size: int) -> Plan:
         if self.drafted_steps < len(self.settings.widths) or not self.costs.ready:
             return Plan(True, self._next_turn(), "warm-up")
         if self._explore_due(batch_size):
@@ -105,7 +121,7 @@ class BudgetController:
 
     def _probe_due(self, batch_size: int) -> bool:
         probe = self.costs.seconds(batch_size, self.settings.block_size, drafted=True)
-        share = self.settings.probe_share
+        share = self.settings.probe_share / self.backoff
         return self.plain_seconds * share >= probe * (1.0 - share)
 
     def _rates(self, expected: Mapping[int, float], batch_size: int) -> dict[int, float]:

@@ -130,3 +130,17 @@ def test_tree_widths_are_options_past_the_chain():
     controller = BudgetController(settings)
     plan = controller.plan(2)
     assert plan.drafted and plan.width == BLOCK  # warm-up starts with the full chain
+
+
+@pytest.mark.parametrize("max_backoff", [1.0, 4.0])
+def test_failing_probes_back_off(max_backoff):
+    """A drafter that never hits: with backoff, probes and exploration take a smaller share of the steps than
+    at the full shares (max_backoff 1 is the fix switched off)."""
+    controller = BudgetController(BudgetSettings(BLOCK, max_backoff=max_backoff))
+    widths = _run(controller, 1500, bs=2, accept_rate=0.0, verify_seconds=lambda n: 0.01 + 0.001 * n)
+    drafted = sum(w != PLAIN_WIDTH for w in widths[-1000:])
+    print(f"max_backoff {max_backoff}: {drafted} drafted steps of the last 1000")
+    if max_backoff == 1.0:
+        assert drafted > 40  # the full shares: about one step in ten drafts
+    else:
+        assert drafted < 25 and controller.backoff == max_backoff
