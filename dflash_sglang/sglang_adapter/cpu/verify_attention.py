@@ -55,28 +55,46 @@ def block_mask(layer, custom_mask, qlen_layout: bool, r: int, prefixes: list[int
     return visible
 
 
+def request_views(backend, layer, forward_batch, q_len: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Per request: its key/value slots [kv_len] and its mask (block_mask). Every layer of one forward reads
+    the same slots, and layers of one kind the same mask, so they are built once per forward and kind: on
+    this CPU that per-request indexing cost about as much as the attention itself, layer after layer."""
+    from sglang.srt.layers.radix_attention import AttentionType
+
+    kind = (layer.attn_type == AttentionType.ENCODER_ONLY, layer.sliding_window_size)
+    cache = forward_batch.__dict__.setdefault("_dflash_request_views", {})
+    if kind in cache:
+        return cache[kind]
+    prefixes = forward_batch.seq_lens.tolist()  # committed prefix; `seq_lens_cpu` may be an upper bound
+    custom_mask = getattr(forward_batch.spec_info, "custom_mask", None)
+    qlen_layout = custom_mask is not None and is_qlen_layout(custom_mask, prefixes, q_len)
+    req_to_token = backend.req_to_token_pool.req_to_token
+    block_loc = forward_batch.out_cache_loc  # [bs * q_len] the block's KV slots
+    views = []
+    for r, req in enumerate(forward_batch.req_pool_indices.tolist()):
+        rows = slice(r * q_len, (r + 1) * q_len)
+        kv_loc = torch.cat([req_to_token[req, : prefixes[r]].long(), block_loc[rows].long()])  # [kv_len]
+        views.append((kv_loc, block_mask(layer, custom_mask, qlen_layout, r, prefixes, q_len, block_loc.device)))
+    cache[kind] = views
+    return views
+
+
 def forward_target_verify(backend, q, k, v, layer, forward_batch, save_kv_cache=True):
     from sglang.srt.mem_cache.memory_pool import KVWriteLoc
 
     assert not layer.is_cross_attention, "TARGET_VERIFY with cross-attention is not supported"
-    block_loc = forward_batch.out_cache_loc  # [bs * q_len] the block's KV slots
     if save_kv_cache and k is not None and v is not None:
-        backend.token_to_kv_pool.set_kv_buffer(layer, KVWriteLoc(block_loc, backend.swa_out_cache_loc), k, v)
+        loc = KVWriteLoc(forward_batch.out_cache_loc, backend.swa_out_cache_loc)
+        backend.token_to_kv_pool.set_kv_buffer(layer, loc, k, v)
     q_ = q.view(-1, layer.tp_q_head_num, layer.qk_head_dim)  # [bs * q_len, heads, head_dim]
     out = q.new_empty(q_.shape[0], layer.tp_q_head_num, layer.v_head_dim)  # [bs * q_len, heads, v_dim]
-    # `seq_lens` is the committed prefix; `seq_lens_cpu` may be an upper bound (DFLASH adds a block).
-    prefixes = forward_batch.seq_lens.tolist()
-    q_len = q_.shape[0] // len(prefixes)
-    assert q_len * len(prefixes) == q_.shape[0], (q_.shape, prefixes)
+    bs = forward_batch.req_pool_indices.shape[0]
+    q_len = q_.shape[0] // bs
+    assert q_len * bs == q_.shape[0], (q_.shape, bs)
     k_cache = backend.token_to_kv_pool.get_key_buffer(layer.layer_id)  # [slots, kv_heads, head_dim]
     v_cache = backend.token_to_kv_pool.get_value_buffer(layer.layer_id)
-    custom_mask = getattr(forward_batch.spec_info, "custom_mask", None)
-    qlen_layout = custom_mask is not None and is_qlen_layout(custom_mask, prefixes, q_len)
-    req_to_token = backend.req_to_token_pool.req_to_token
-    for r, req in enumerate(forward_batch.req_pool_indices.tolist()):
+    for r, (kv_loc, mask) in enumerate(request_views(backend, layer, forward_batch, q_len)):
         rows = slice(r * q_len, (r + 1) * q_len)
-        kv_loc = torch.cat([req_to_token[req, : prefixes[r]].long(), block_loc[rows].long()])  # [kv_len]
-        mask = block_mask(layer, custom_mask, qlen_layout, r, prefixes, q_len, q.device)
         out[rows] = scaled_dot_product_attention(
             q_[rows].transpose(0, 1),  # [heads, q_len, head_dim]
             k_cache[kv_loc].transpose(0, 1).to(q.dtype),  # [kv_heads, kv_len, head_dim]
