@@ -1,5 +1,5 @@
-"""Issue 13's faults on real servers: a prompt past the context gets HTTP 400 and the server keeps serving; requests
-retracted mid-decode by SGLang's retraction path (the one a full KV pool takes) still end with AR's tokens; SIGTERM under load drains the requests in flight, then stops the server and every process it started."""
+"""Issue 13's faults on real servers: a prompt past the context gets HTTP 400 and the server keeps serving; when the KV
+pool runs out SGLang retracts requests mid-decode, and they resume and end with AR's tokens; SIGTERM under load drains the requests in flight, then stops the server and every process it started."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from helpers.e2e import (
 pytestmark = pytest.mark.e2e
 
 DRAIN_REQUESTS, DRAIN_TOKENS, DRAIN_TIMEOUT_S = 6, 48, 600
-RETRACT_REQUESTS, RETRACT_TOKENS = 8, 96
-# SGLang's admission reserves a request's whole max_new_tokens, so a small pool queues requests rather than
-# retracting them (README: Soak and faults). SGLang's own test switch runs its real retraction path, the one a full
-# pool takes, every third forward: requests are retracted mid-decode, their KV freed, and prefilled again later.
-RETRACT_ENV = {**STRICT_MEMORY_ENV, "SGLANG_TEST_RETRACT": "1"}
+# 12 requests of ~20 prompt + 240 new tokens need ~3,100 KV slots; the pool holds 640. SGLang admits a request if
+# its whole max_new_tokens fits next to the running ones' remaining tokens scaled by its new-token ratio; a low
+# --schedule-conservativeness scales that ratio down, so all are admitted and outgrow the pool. (With ignore_eos the
+# ratio is 1 and nothing is ever retracted.)
+RETRACT_REQUESTS, RETRACT_TOKENS = 12, 240
+RETRACT_ARGS = ("--max-total-tokens", "640", "--schedule-conservativeness", "0.02")
 PROMPT = "def count_words(text):\n    \"\"\"Return how many words are in text.\"\"\"\n"
 
 
@@ -48,21 +49,21 @@ def test_prompt_longer_than_the_context_is_400_and_server_keeps_serving(dflash_s
     wait_for_zero_usage(dflash_server)
 
 
-def test_requests_retracted_mid_decode_end_with_ar_tokens(module_servers, pair, ar_server):
+def test_requests_retracted_when_the_kv_pool_runs_out_end_with_ar_tokens(module_servers, pair, ar_server):
     target, drafter = pair
-    args = FP32 + METRICS + dflash_args(drafter) + ("--max-total-tokens", "640")
-    server = module_servers.get("dflash-retract", target, args, env=RETRACT_ENV)
+    args = FP32 + METRICS + dflash_args(drafter) + RETRACT_ARGS
+    server = module_servers.get("dflash-retract", target, args, env=STRICT_MEMORY_ENV)
     prompts = [PROMPT + f"# case {i}\n" for i in range(RETRACT_REQUESTS)]
-    sampling = {"temperature": 0, "ignore_eos": True}
-    ours = generate_many(server.base_url, prompts, RETRACT_TOKENS, RETRACT_REQUESTS, **sampling)
+    ours = generate_many(server.base_url, prompts, RETRACT_TOKENS, RETRACT_REQUESTS, temperature=0)
     retracted = metric(server, "num_retracted_requests_total")
-    assert retracted > 0, "no request was retracted: the test would prove nothing"
-    ar = generate_many(ar_server.base_url, prompts, RETRACT_TOKENS, 4, **sampling)
-    assert [len(o["output_ids"]) for o in ours] == [RETRACT_TOKENS] * RETRACT_REQUESTS
+    assert retracted > 0, "the KV pool never ran out: the test would prove nothing"
+    assert any("KV cache pool is full. Retract requests." in line for line in server.log_text().splitlines())
+    ar = generate_many(ar_server.base_url, prompts, RETRACT_TOKENS, 4, temperature=0)
     assert mismatches(ours, [a["output_ids"] for a in ar]) == {}
+    assert [o["meta_info"]["finish_reason"] for o in ours] == [a["meta_info"]["finish_reason"] for a in ar]
     wait_for_zero_usage(server)
     assert not leak_reports(server)
-    module_servers.release(target, args, env=RETRACT_ENV)
+    module_servers.release(target, args, env=STRICT_MEMORY_ENV)
     print(f"{retracted:.0f} retractions; {RETRACT_REQUESTS}/{RETRACT_REQUESTS} equal AR")
 
 
