@@ -35,12 +35,14 @@ print(",".join(cls.__name__ for cls in orchestrator.penalizers))
 """
 
 
-class Additive:
+class Frequency:
     is_multiplicative = False
 
 
-class Frequency(Additive): pass
-class Presence(Additive): pass
+class Presence:
+    is_multiplicative = False
+
+
 class Repetition:
     is_multiplicative = True
 
