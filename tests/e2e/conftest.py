@@ -139,6 +139,13 @@ def prompts() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def hybrid_ar_outputs(hybrid_ar_server, prompts) -> list[list[int]]:
+    """AR's greedy tokens on `prompts` with the hybrid target, once for every hybrid module (AR is slow there)."""
+    results = generate_many(hybrid_ar_server.base_url, prompts, LOSSLESS_NEW_TOKENS, 1, temperature=0)
+    return [r["output_ids"] for r in results]
+
+
+@pytest.fixture(scope="session")
 def ar_outputs(ar_server, prompts) -> list[list[int]]:
     """AR's greedy tokens on `prompts`, once for every module that compares a DFLASH mode with them."""
     results = generate_many(ar_server.base_url, prompts, LOSSLESS_NEW_TOKENS, 1, temperature=0)

@@ -15,8 +15,8 @@ import pytest
 
 from dflash_sglang.client import generate_many
 from helpers.e2e import (
-    LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, mismatches, leak_reports,
-    token_usage,
+    LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, assert_tp2_equals_tp1, dflash_args,
+    leak_reports, token_usage,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
@@ -41,13 +41,7 @@ def tp2_server(module_servers, pair):
 def test_tp2_greedy_tokens_equal_ar_and_acceptance_equals_tp1(tp2_server, prompts, ar_outputs, tp1_acceptance,
                                                               concurrency):
     results = generate_many(tp2_server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    bad = mismatches(results, ar_outputs)
-    assert not bad, f"prompt index -> first token differing from AR at TP 1: {bad}"
-    lengths = [r["meta_info"]["dflash_acceptance_lengths"] for r in results]
-    differing = {i: (tp2, tp1) for i, (tp2, tp1) in enumerate(zip(lengths, tp1_acceptance)) if tp2 != tp1}
-    assert not differing, f"prompt index -> (acceptance lengths at TP 2, at TP 1): {differing}"
-    steps = sum(len(n) for n in lengths)
-    print(f"TP 2, c={concurrency}: tau={sum(map(sum, lengths)) / steps:.2f} over {steps} steps")
+    print(f"TP 2, c={concurrency}: {assert_tp2_equals_tp1(results, ar_outputs, tp1_acceptance)}")
 
 
 def test_tp2_server_holds_no_tokens_at_idle_and_reports_no_leak(tp2_server, prompts):

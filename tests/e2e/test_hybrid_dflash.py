@@ -11,13 +11,13 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.client import generate, generate_many
-from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, SKIP_STATE_COMMIT_ENV, dflash_args, mismatches
+from helpers.e2e import (
+    LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, SKIP_STATE_COMMIT_ENV, dflash_args,
+    mismatches,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
-NUM_PROMPTS = 30
-NEW_TOKENS = 64
 GUARD_PROMPTS = 8
 STRATEGIES = ("no_buffer", "extra_buffer")
 BUILTIN_ENV = {**HYBRID_ENV, "DFLASH_SGLANG_IMPL": "builtin"}
@@ -25,16 +25,6 @@ BUILTIN_ENV = {**HYBRID_ENV, "DFLASH_SGLANG_IMPL": "builtin"}
 
 def _strategy(name: str) -> tuple[str, ...]:
     return HYBRID_MEMORY_ARGS + ("--mamba-radix-cache-strategy", name)
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[str]:
-    return humaneval_prompts(NUM_PROMPTS)
-
-
-@pytest.fixture(scope="module")
-def ar_outputs(hybrid_ar_server, prompts) -> list[list[int]]:
-    return [r["output_ids"] for r in generate_many(hybrid_ar_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)]
 
 
 def _dflash(module_servers, hybrid_pair, strategy: str, env=HYBRID_ENV, name: str = "ours"):
@@ -55,19 +45,19 @@ def _tau(results) -> float:
 
 @pytest.mark.parametrize("concurrency", [1, 8])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_greedy_tokens_equal_ar(module_servers, hybrid_pair, prompts, ar_outputs, strategy, concurrency):
+def test_greedy_tokens_equal_ar(module_servers, hybrid_pair, prompts, hybrid_ar_outputs, strategy, concurrency):
     server = _dflash(module_servers, hybrid_pair, strategy)
     results = generate_many(server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    assert not (bad := mismatches(results, ar_outputs)), f"prompt index -> first differing token: {bad}"
+    assert not (bad := mismatches(results, hybrid_ar_outputs)), f"prompt index -> first differing token: {bad}"
     print(f"{strategy} c={concurrency}: tau={_tau(results):.2f}")
     assert _tau(results) > 1.5  # drafts really were accepted, so partial blocks were committed
 
 
-def test_guard_without_the_state_commit_output_differs(module_servers, hybrid_pair, prompts, ar_outputs):
+def test_guard_without_the_state_commit_output_differs(module_servers, hybrid_pair, prompts, hybrid_ar_outputs):
     env = {**HYBRID_ENV, SKIP_STATE_COMMIT_ENV: "1"}
     server = _dflash(module_servers, hybrid_pair, "no_buffer", env=env, name="no-commit")
     results = generate_many(server.base_url, prompts[:GUARD_PROMPTS], NEW_TOKENS, 1, temperature=0)
-    bad = mismatches(results, ar_outputs[:GUARD_PROMPTS])
+    bad = mismatches(results, hybrid_ar_outputs[:GUARD_PROMPTS])
     print(f"without the commit: {len(bad)}/{GUARD_PROMPTS} prompts differ, first differing tokens {bad}")
     _release(module_servers, hybrid_pair, "no_buffer", env=env)
     assert len(bad) >= GUARD_PROMPTS // 2

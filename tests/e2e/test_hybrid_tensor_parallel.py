@@ -2,9 +2,9 @@
 
 At TP 2 SGLang shards the recurrent layers' heads and state across the ranks; our worker commits each rank's share
 of the state after exactly the committed tokens (sglang_adapter/recurrent_state.py) and every rank commits rank 0's
-tokens. On 30 HumanEval prompts, at c=1 and c=4: greedy tokens equal AR's at TP 1, and every request's per-step
-acceptance lengths equal our worker's at TP 1. Servers: hybrid AR (the session's), our worker at TP 1 (released once
-its acceptance lengths are read) and at TP 2.
+tokens. On the session's 30 HumanEval prompts, at c=1 and c=4: greedy tokens equal AR's at TP 1, and every
+request's per-step acceptance lengths equal our worker's at TP 1. Servers: hybrid AR (the session's), our worker at
+TP 1 (released once its acceptance lengths are read) and at TP 2.
 """
 
 from __future__ import annotations
@@ -12,28 +12,19 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.client import generate_many
-from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, dflash_args, leak_reports, mismatches
+from helpers.e2e import (
+    LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, assert_tp2_equals_tp1, dflash_args,
+    leak_reports,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
-NUM_PROMPTS, NEW_TOKENS = 30, 64
 TP2 = ("--tp-size", "2")
 STRATEGY = ("--mamba-radix-cache-strategy", "no_buffer")
 
 
 def _args(drafter) -> tuple[str, ...]:
     return FP32 + HYBRID_MEMORY_ARGS + STRATEGY + dflash_args(drafter)
-
-
-@pytest.fixture(scope="module")
-def prompts() -> list[str]:
-    return humaneval_prompts(NUM_PROMPTS)
-
-
-@pytest.fixture(scope="module")
-def ar_outputs(hybrid_ar_server, prompts) -> list[list[int]]:
-    return [r["output_ids"] for r in generate_many(hybrid_ar_server.base_url, prompts, NEW_TOKENS, 1, temperature=0)]
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +43,9 @@ def tp2_server(module_servers, hybrid_pair, tp1_acceptance):
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_hybrid_tp2_greedy_tokens_equal_ar_and_acceptance_equals_tp1(tp2_server, prompts, ar_outputs, tp1_acceptance,
-                                                                     concurrency):
+def test_hybrid_tp2_greedy_tokens_equal_ar_and_acceptance_equals_tp1(tp2_server, prompts, hybrid_ar_outputs,
+                                                                     tp1_acceptance, concurrency):
     results = generate_many(tp2_server.base_url, prompts, NEW_TOKENS, concurrency, temperature=0)
-    bad = mismatches(results, ar_outputs)
-    assert not bad, f"prompt index -> first token differing from AR at TP 1: {bad}"
-    lengths = [r["meta_info"]["dflash_acceptance_lengths"] for r in results]
-    differing = {i: (tp2, tp1) for i, (tp2, tp1) in enumerate(zip(lengths, tp1_acceptance)) if tp2 != tp1}
-    assert not differing, f"prompt index -> (acceptance lengths at TP 2, at TP 1): {differing}"
-    steps = sum(len(n) for n in lengths)
+    line = assert_tp2_equals_tp1(results, hybrid_ar_outputs, tp1_acceptance)
     assert not leak_reports(tp2_server)
-    print(f"hybrid TP 2, c={concurrency}: tau={sum(map(sum, lengths)) / steps:.2f} over {steps} steps")
+    print(f"hybrid TP 2, c={concurrency}: {line}")

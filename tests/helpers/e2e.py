@@ -43,6 +43,18 @@ def mismatches(results: list[dict], ar_outputs: list[list[int]]) -> dict[int, in
             if r["output_ids"] != ar}
 
 
+def assert_tp2_equals_tp1(tp2_results: list[dict], ar_outputs: list[list[int]], tp1_acceptance: list[list[int]]) -> str:
+    """TP 2's greedy tokens equal AR's at TP 1, and every request's acceptance lengths equal ours at TP 1;
+    returns a line with τ for the test's output."""
+    bad = mismatches(tp2_results, ar_outputs)
+    assert not bad, f"prompt index -> first token differing from AR at TP 1: {bad}"
+    lengths = [r["meta_info"]["dflash_acceptance_lengths"] for r in tp2_results]
+    differing = {i: (tp2, tp1) for i, (tp2, tp1) in enumerate(zip(lengths, tp1_acceptance)) if tp2 != tp1}
+    assert not differing, f"prompt index -> (acceptance lengths at TP 2, at TP 1): {differing}"
+    steps = sum(len(n) for n in lengths)
+    return f"tau={sum(map(sum, lengths)) / steps:.2f} over {steps} steps"
+
+
 def stream_generate(base_url: str, payload: dict) -> list[dict]:
     """The chunks of a streamed native /generate request, in order."""
     import json
