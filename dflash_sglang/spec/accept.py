@@ -21,6 +21,9 @@ def accept(candidates: Candidates, verification: Verification) -> Acceptance:
     drafts = candidates.tokens[:, 1:]  # [bs, blk-1]
     posterior = verification.posterior  # [bs, blk]
     assert posterior.shape == candidates.tokens.shape, (posterior.shape, candidates.tokens.shape)
+    if drafts.shape[1] == 0:  # plain decoding (the anchor alone): the target's token is the bonus, nothing to match
+        bonus = posterior[:, 0]  # [bs]
+        return Acceptance(accepted=torch.zeros_like(bonus), bonus=bonus, out_tokens=posterior)
     matches = (drafts == posterior[:, :-1]).to(torch.int32)  # [bs, blk-1]
     accepted = matches.cumprod(dim=1).sum(dim=1)  # [bs]
     bonus = posterior.gather(1, accepted[:, None].long())[:, 0]  # [bs]

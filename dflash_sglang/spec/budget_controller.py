@@ -150,8 +150,8 @@ class BudgetController:
         """One line of the controller's state, for the worker's periodic log."""
         costs, parts = self.costs, []
         if costs.ready:
-            parts.append(f"draft {costs.draft.line()}, verify {costs.verify.line()}"
-                         + (f", tree verify {costs.tree_verify.line()}" if costs.tree_verify.observed else "")
+            parts.append(f"draft {costs.draft.line()}, verify {costs.verify.plane()}"
+                         + (f", tree verify {costs.tree_verify.plane()}" if costs.tree_verify.observed else "")
                          + f", between {costs.between.value or 0.0:.4f}s")
         known = {w: round(e.value, 2) for w, e in self.expected.items() if e.value is not None}
         parts.append(f"expected tokens per request {known}")

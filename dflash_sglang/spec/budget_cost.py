@@ -68,6 +68,78 @@ class LinearCost:
         return self.line()(tokens)
 
 
+MAX_BATCH_BUCKETS = 128  # (bs, tokens) buckets kept by a BatchCost; the fit runs over all of them every step
+
+
+@dataclass(frozen=True)
+class Plane:
+    intercept: float  # seconds
+    per_request: float  # seconds per request of the batch
+    per_token: float  # seconds per verify token
+
+    def __call__(self, batch_size: float, tokens: float) -> float:
+        return self.intercept + self.per_request * batch_size + self.per_token * tokens
+
+    def __str__(self) -> str:
+        return f"{1e3 * self.intercept:.2f}ms + {1e3 * self.per_request:.3f}ms/request + {1e3 * self.per_token:.3f}ms/token"
+
+
+class BatchCost(LinearCost):
+    """Seconds for a verify pass of `batch_size` requests over `tokens` tokens: a + b*bs + c*tokens.
+
+    A pass has costs per request as well as per token (each request's attention over its own context, its
+    KV slots, its row of the logit processing), so 32 requests verifying one token each cost more than 4
+    requests verifying 8 each. A line in the tokens alone priced both alike, and at c=32 plain decoding
+    (32 tokens, priced from small batches' chains) looked cheaper than it was: `auto` decoded plainly in
+    80 % of the steps where the full chain paid 1.45x (2026-11-30 sweep). Buckets are (bs, tokens); where
+    they do not separate the two (one batch size, or one width), the fit is LinearCost's line in tokens.
+    The fit is cached until the next observation: the controller prices every width at every step."""
+
+    def __init__(self, decay: float = 0.98, clip: float = 2.0, bucket_decay: float = 0.75) -> None:
+        super().__init__(decay, clip, bucket_decay)
+        self.batch_buckets: dict[tuple[float, float], tuple[float, int]] = {}  # (bs, tokens) -> (mean s, seen)
+        self._plane: Plane | None = None
+
+    def observe_batch(self, batch_size: float, tokens: float, seconds: float) -> None:
+        old = self.batch_buckets.get((batch_size, tokens))
+        if old is not None:
+            seconds = min(seconds, self.clip * old[0])
+        self.observe(tokens, seconds)
+        mean = seconds if old is None else self.bucket_decay * old[0] + (1.0 - self.bucket_decay) * seconds
+        self.batch_buckets[(batch_size, tokens)] = (mean, self.count)
+        self._plane = None
+        if len(self.batch_buckets) > MAX_BATCH_BUCKETS:  # forget buckets whose weight has decayed away
+            oldest = sorted(self.batch_buckets, key=lambda key: self.batch_buckets[key][1])
+            for key in oldest[: len(oldest) - MAX_BATCH_BUCKETS // 2]:
+                del self.batch_buckets[key]
+
+    def plane(self) -> Plane:
+        if self._plane is None:
+            self._plane = self._fit()
+        return self._plane
+
+    def _fit(self) -> Plane:
+        """Weighted least squares over the (bs, tokens) buckets, slopes never negative."""
+        assert self.observed, "no observation yet"
+        rows = [(b, n, t, self.decay ** (self.count - seen)) for (b, n), (t, seen) in self.batch_buckets.items()]
+        total = sum(w for *_, w in rows)
+
+        def mean(f) -> float:
+            return sum(f(b, n, t) * w for b, n, t, w in rows) / total
+
+        mb, mn, mt = mean(lambda b, n, t: b), mean(lambda b, n, t: n), mean(lambda b, n, t: t)
+        sbb, snn = mean(lambda b, n, t: (b - mb) ** 2), mean(lambda b, n, t: (n - mn) ** 2)
+        sbn = mean(lambda b, n, t: (b - mb) * (n - mn))
+        sbt, snt = mean(lambda b, n, t: (b - mb) * (t - mt)), mean(lambda b, n, t: (n - mn) * (t - mt))
+        det = sbb * snn - sbn * sbn
+        if det > 1e-3 * sbb * snn > 0.0:  # bs and tokens vary apart from each other
+            per_request, per_token = (sbt * snn - snt * sbn) / det, (snt * sbb - sbt * sbn) / det
+            if per_request >= 0.0 and per_token >= 0.0:
+                return Plane(max(mt - per_request * mb - per_token * mn, 0.0), per_request, per_token)
+        line = self.line()
+        return Plane(line.intercept, 0.0, line.slope)
+
+
 class Ema:
     def __init__(self, decay: float = 0.9) -> None:
         self.decay = decay
@@ -100,11 +172,11 @@ class StepCosts:
     def __init__(self, block_size: int, decay: float = 0.98) -> None:
         self.block_size = block_size
         self.draft = LinearCost(decay)  # n = requests (each drafts a whole block)
-        self.verify = LinearCost(decay)  # n = requests * width
-        self.tree_verify = LinearCost(decay)  # the same, for trees
+        self.verify = BatchCost(decay)  # requests, and n = requests * width
+        self.tree_verify = BatchCost(decay)  # the same, for trees
         self.between = Ema()  # scheduler time outside the worker, per step
 
-    def _verify(self, width: int) -> LinearCost:
+    def _verify(self, width: int) -> BatchCost:
         # a tree never measured yet is priced like a chain of its width
         tree = width > self.block_size and self.tree_verify.observed
         return self.tree_verify if tree else self.verify
@@ -117,7 +189,7 @@ class StepCosts:
         if timing.drafted:
             self.draft.observe(timing.batch_size, timing.draft_seconds)
         fit = self.tree_verify if timing.width > self.block_size else self.verify
-        fit.observe(timing.batch_size * timing.width, timing.verify_seconds)
+        fit.observe_batch(timing.batch_size, timing.batch_size * timing.width, timing.verify_seconds)
 
     def observe_between(self, seconds: float) -> None:
         self.between.observe(seconds)
@@ -125,4 +197,4 @@ class StepCosts:
     def seconds(self, batch_size: int, width: int, drafted: bool) -> float:
         """Predicted wall time of a step (needs `ready`)."""
         draft = self.draft(batch_size) if drafted else 0.0
-        return (self.between.value or 0.0) + draft + self._verify(width)(batch_size * width)
+        return (self.between.value or 0.0) + draft + self._verify(width).plane()(batch_size, batch_size * width)

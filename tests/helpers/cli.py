@@ -10,8 +10,9 @@ from pathlib import Path
 CLI = Path(sys.executable).parent / "dflash-sglang"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+            unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
     return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, BudgetSettings
-from dflash_sglang.spec.budget_cost import LinearCost, StepTiming
+from dflash_sglang.spec.budget_cost import BatchCost, LinearCost, Plane, StepTiming
 from dflash_sglang.spec.budget_estimate import (
     AcceptanceCalibration,
     CalibrationSettings,
@@ -144,3 +144,61 @@ def test_failing_probes_back_off(max_backoff):
         assert drafted > 40  # the full shares: about one step in ten drafts
     else:
         assert drafted < 25 and controller.backoff == max_backoff
+
+
+def test_batch_cost_separates_the_cost_per_request_from_the_cost_per_token():
+    cost = BatchCost(decay=1.0)
+    for bs in (1, 4, 16):
+        for width in (1, 4, 8):
+            cost.observe_batch(bs, bs * width, 0.002 + 0.003 * bs + 0.0002 * bs * width)
+    plane = cost.plane()
+    assert (plane.intercept, plane.per_request, plane.per_token) == pytest.approx((0.002, 0.003, 0.0002))
+    one_batch_size = BatchCost(decay=1.0)
+    for width in (1, 4, 8):
+        one_batch_size.observe_batch(4, 4 * width, 0.01 + 0.001 * 4 * width)
+    assert one_batch_size.plane().per_request == 0.0  # nothing tells requests from tokens: the line in tokens
+    assert one_batch_size.plane()(4, 32) == pytest.approx(0.01 + 0.001 * 32)
+
+
+def _run_draining(controller: BudgetController, waves: int, top_bs: int, accept_rate: float, verify_seconds) -> dict:
+    """Batches that drain as their requests finish (top_bs, top_bs-1 .. 1, again), as in a benchmark run
+    at high concurrency; verify_seconds(bs, tokens). Returns width -> steps at the largest batch sizes."""
+    g = torch.Generator().manual_seed(0)
+    calibration = AcceptanceCalibration(CalibrationSettings())
+    chosen: dict[int, int] = {}
+    for _ in range(waves):
+        for bs in range(top_bs, 0, -1):
+            for _ in range(3):
+                plan = controller.plan(bs)
+                width = plan.width
+                if plan.drafted:
+                    scores = torch.full((bs, BLOCK - 1), 0.9)
+                    expected = chain_expected_tokens(calibration(scores)).sum(0).tolist()
+                    width = controller.choose({w + 1: e for w, e in enumerate(expected)}, bs, plan)
+                    hits = torch.rand(bs, BLOCK - 1, generator=g) < accept_rate
+                    accepted = hits.int().cumprod(1).sum(1).clamp(max=width - 1)  # [bs]
+                    calibration.observe(scores, *verified_outcomes(accepted, width, BLOCK - 1))
+                if bs > top_bs // 2:
+                    chosen[width] = chosen.get(width, 0) + 1
+                controller.observe(StepTiming(bs, width, plan.drafted, 0.004 if plan.drafted else 0.0,
+                                              verify_seconds(bs, bs * width)))
+    return chosen
+
+
+@pytest.mark.parametrize("per_request_fit", [True, False])
+def test_a_cost_per_request_does_not_make_plain_decoding_look_cheap_in_large_batches(monkeypatch, per_request_fit):
+    """Each request costs 2 ms of verify and each token 0.05 ms: at 9-16 requests a long chain at acceptance
+    0.6 commits ~2.4x the tokens for ~1.2x the time, so long chains must dominate. Priced by one line in the
+    tokens (the fix switched off), the small batches' cheap passes price a large batch's plain step low and
+    its long chains high: plain decoding and short chains take over."""
+    if not per_request_fit:
+        monkeypatch.setattr(BatchCost, "plane", lambda self: Plane(self.line().intercept, 0.0, self.line().slope))
+    controller = BudgetController(BudgetSettings(BLOCK))
+    chosen = _run_draining(controller, waves=12, top_bs=16, accept_rate=0.6,
+                           verify_seconds=lambda bs, n: 0.002 + 0.002 * bs + 0.00005 * n)
+    long_share = sum(n for w, n in chosen.items() if w >= BLOCK - 2) / sum(chosen.values())
+    print(f"per-request fit {per_request_fit}: widths at 9-16 requests {dict(sorted(chosen.items()))}")
+    if per_request_fit:
+        assert long_share > 0.8
+    else:
+        assert long_share < 0.3

@@ -17,7 +17,10 @@ needs_cpu_host = pytest.mark.skipif(has_nvidia_driver(), reason="the harness is 
 
 @needs_cpu_host
 def test_env_prints_exports_that_make_the_stub_loadable(tmp_path):
-    result = run_cli("env", "--dir", str(tmp_path))
+    # the caller's thread count is kept (make test sets one); without it, env picks one (harness/threads.py)
+    unset = run_cli("env", "--dir", str(tmp_path), unset=("OMP_NUM_THREADS",))
+    assert unset.stdout.strip().splitlines()[2].startswith("export OMP_NUM_THREADS="), unset.stdout
+    result = run_cli("env", "--dir", str(tmp_path), env={"OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "export SGLANG_USE_CPU_ENGINE=1"
