@@ -10,6 +10,8 @@ Target pre-training (`scripts/train_target.py`):
 The DFlash recipe (`scripts/train_drafter.py`):
 - `prompts`, `frozen_target`, `distill_data`: stdlib prompts, the target's greedy continuations and features.
 - `blocks`: anchors, blocks, the block-causal mask and the position-weighted loss.
+- `soft_labels`, `soft_loss`, `sampled_data`, `sampled_objective`: the optional calibration objective (the
+  target's sampled continuations, its top-K distributions, the soft cross-entropy) for speculative sampling.
 - `drafter_init`, `drafter_setup`, `drafter_forward`, `drafter_train`: the drafter, its masked forward, the loop.
 - `run_state`: budgets, learning-rate schedule, resumable state (both loops).
 - `acceptance`: tau with z-lab's `dflash_generate` and n-gram lookup's tau (`scripts/measure_tau.py`).

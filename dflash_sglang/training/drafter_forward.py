@@ -15,6 +15,7 @@ import torch
 
 from dflash_sglang.drafter import Drafter
 from dflash_sglang.drafter.attention import attention_core, visible_keys
+from dflash_sglang.training.blocks import Blocks, block_causal_mask, make_blocks
 
 
 def training_forward(
@@ -65,3 +66,18 @@ def inference_forward(
     drafter.extend_context(context, features[:, :anchor], torch.arange(anchor)[None])
     positions = anchor + torch.arange(block_embeds.shape[1])[None]  # [1, blk]
     return drafter(block_embeds, positions, context)
+
+
+def block_logits(
+    drafter: Drafter, target, tokens: torch.Tensor, features: torch.Tensor, anchors: torch.Tensor, block_size: int
+) -> tuple[torch.Tensor, Blocks]:
+    """tokens [bs, seq], features [bs, seq, n_feat * hidden], anchors [bs, n_blocks] -> (the drafter's
+    logits at every block's mask positions [bs, n_blocks, blk - 1, vocab], the blocks); `target` is a
+    `FrozenTarget` (its embedding and head)."""
+    bs, n_blocks = anchors.shape
+    blocks = make_blocks(tokens, anchors, block_size, drafter.config.mask_token_id)
+    embeds = drafter.embed_block(blocks.ids, target.embed_weight)  # [bs, n_blocks * blk, hidden]
+    visible = block_causal_mask(anchors, tokens.shape[1], block_size)
+    hidden = training_forward(drafter, features, embeds, blocks.positions, visible)
+    hidden = hidden.view(bs, n_blocks, block_size, -1)[:, :, 1:]  # [bs, n_blocks, blk - 1, hidden]
+    return drafter.compute_logits(hidden, target.lm_head_weight), blocks

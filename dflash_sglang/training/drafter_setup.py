@@ -28,6 +28,7 @@ from dflash_sglang.training.drafter_init import (
 )
 from dflash_sglang.training.frozen_target import FrozenTarget
 from dflash_sglang.training.prompts import stdlib_prompts
+from dflash_sglang.training.sampled_data import SampledData, build_sampled_data, load_sampled_data, save_sampled_data
 
 if TYPE_CHECKING:
     from dflash_sglang.training.drafter_train import DrafterTrainArgs
@@ -79,6 +80,44 @@ def make_data(args: DrafterTrainArgs, target: FrozenTarget, layer_ids: list[int]
     path.parent.mkdir(parents=True, exist_ok=True)
     save_distill_data(data, path)
     return data
+
+
+def make_sampled_data(args: DrafterTrainArgs, target: FrozenTarget, layer_ids: list[int]) -> SampledData:
+    """The sampled data of `args.sampled` (reused when its file exists): prompts as the greedy data's,
+    from their own seed, continued by sampling."""
+    s = args.sampled
+    if s.path.is_file():
+        data = load_sampled_data(s.path)
+        if list(data.layer_ids) != layer_ids:
+            raise ValueError(
+                f"sampled data {str(s.path)!r}: expected target features of layers {layer_ids}, "
+                f"got layers {list(data.layer_ids)}"
+            )
+        _check_label_temperatures(data, s.row_temperature_labels, s.path)
+        print(f"sampled data: reusing {s.path} ({data.num_generated} generated tokens)")
+        return data
+    d = args.data
+    tokenizer = load_tokenizer(args.target_dir)
+    prompts = stdlib_prompts(
+        tokenizer, list(d.prompt_lengths), d.prompts_per_length, s.prompt_seed, d.chat_share, d.corpus_root
+    )
+    data = build_sampled_data(
+        target, prompts, d.num_new, layer_ids, s.temperatures, s.top_k, s.sample_seed, d.gen_batch,
+        s.row_temperature_labels,
+    )
+    s.path.parent.mkdir(parents=True, exist_ok=True)
+    save_sampled_data(data, s.path)
+    return data
+
+
+def _check_label_temperatures(data: SampledData, row_labels: bool, path) -> None:
+    """A reused file must hold the labels asked for: T = 1, or each row's sampling temperature."""
+    for b in data.buckets:
+        expected = b.temperatures if row_labels else torch.ones_like(b.temperatures)
+        if not torch.equal(b.label_temperatures, expected):
+            kind = "row-temperature" if row_labels else "temperature-1"
+            raise ValueError(f"sampled data {str(path)!r}: expected {kind} labels, got label temperatures "
+                             f"{sorted(set(b.label_temperatures.tolist()))}")
 
 
 def prepare(args: DrafterTrainArgs) -> tuple[FrozenTarget, Drafter, DistillData]:

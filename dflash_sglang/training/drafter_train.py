@@ -4,6 +4,9 @@
    features of every sequence, computed once (`distill_data.py`; cached in `distill_data.pt`).
 2. Each step: `batch_size` sequences, `anchors_per_seq` random anchors each, their blocks denoised in
    one masked forward of our `Drafter` (`drafter_forward.py`), position-weighted cross-entropy.
+   Optionally (`args.sampled`) plus a weighted soft cross-entropy on a batch of the target's sampled
+   continuations against its own distributions, which calibrates q for speculative sampling
+   (`sampled_data.py`, `sampled_objective.py`).
 3. AdamW on the drafter only, warm-up + cosine over the budget; a z-lab-format checkpoint (config.json
    + model.safetensors, loadable by `load_drafter` and z-lab's `from_pretrained`) and a resumable
    `trainer_state.pt` are written every `eval_every` steps and at the end.
@@ -20,20 +23,19 @@ import torch
 
 from dflash_sglang.drafter import Drafter, save_drafter
 from dflash_sglang.training.blocks import (
-    Blocks,
     accepted_drafts,
-    block_causal_mask,
     default_gamma,
-    make_blocks,
     position_weights,
     sample_anchors,
     weighted_block_loss,
 )
 from dflash_sglang.training.distill_data import Bucket, DistillData
-from dflash_sglang.training.drafter_forward import training_forward
-from dflash_sglang.training.drafter_setup import prepare
+from dflash_sglang.training.drafter_forward import block_logits
+from dflash_sglang.training.drafter_setup import make_sampled_data, prepare
 from dflash_sglang.training.frozen_target import FrozenTarget
 from dflash_sglang.training.run_state import Budget, RunState, advance_bar, load_state, progress_bar, save_state
+from dflash_sglang.training.sampled_data import SampledData
+from dflash_sglang.training.sampled_objective import SampledArgs, sampled_step_loss, validate_sampled
 from dflash_sglang.training.target_pretrain import adamw
 
 LOG_FILE = "train_log.json"
@@ -69,6 +71,7 @@ class DrafterTrainArgs:
     eval_every: int = 100
     data: DataArgs = field(default_factory=DataArgs)
     data_path: Path | None = None  # default: out_dir / distill_data.pt (reused when it exists)
+    sampled: SampledArgs | None = None  # add the soft objective on sampled data (`sampled_objective.py`)
     resume: bool = False
 
 
@@ -77,13 +80,7 @@ def block_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(weighted loss, accepted drafts [bs, n_blocks]) of the blocks at anchors [bs, n_blocks]."""
     block_size = weights.shape[0] + 1
-    bs, n_blocks = anchors.shape
-    blocks: Blocks = make_blocks(batch.tokens, anchors, block_size, drafter.config.mask_token_id)
-    embeds = drafter.embed_block(blocks.ids, target.embed_weight)  # [bs, n_blocks * blk, hidden]
-    visible = block_causal_mask(anchors, batch.tokens.shape[1], block_size)
-    hidden = training_forward(drafter, batch.features, embeds, blocks.positions, visible)
-    hidden = hidden.view(bs, n_blocks, block_size, -1)[:, :, 1:]  # [bs, n_blocks, blk - 1, hidden]
-    logits = drafter.compute_logits(hidden, target.lm_head_weight)  # [bs, n_blocks, blk - 1, vocab]
+    logits, blocks = block_logits(drafter, target, batch.tokens, batch.features, anchors, block_size)
     return weighted_block_loss(logits, blocks.labels, weights), accepted_drafts(logits.detach(), blocks.labels)
 
 
@@ -116,22 +113,24 @@ def train_drafter(args: DrafterTrainArgs) -> dict:
     torch.manual_seed(args.seed)
     target, drafter, data = prepare(args)
     train, val = split_rows(data, args.data.val_rows)
+    sampled = _sampled_split(args, target, drafter)  # (train, val) or None
     gamma = default_gamma(args.block_size) if args.gamma is None else args.gamma
     weights = position_weights(drafter.config.block_size, gamma)  # [blk - 1]
     optimizer = adamw(drafter, args.budget.lr, args.weight_decay)
     generator = torch.Generator().manual_seed(args.seed)
     run = load_state(args.out_dir, drafter, optimizer, generator) if args.resume else RunState(seed=args.seed)
-    log = json.loads((args.out_dir / LOG_FILE).read_text()) if args.resume else _new_log(args, data, gamma)
+    log = json.loads((args.out_dir / LOG_FILE).read_text()) if args.resume else _new_log(args, data, gamma, sampled)
     print(f"drafter training: seed {run.seed}, from step {run.step}, {train.num_generated} generated tokens")
     bar = progress_bar("drafter", args.budget, run)
     while args.budget.progress(run.step, run.elapsed) < 1.0:
         started = time.perf_counter()
-        loss, accepted = _train_step(drafter, target, train, weights, optimizer, generator, args, run)
+        stats = _train_step(drafter, target, train, sampled, weights, optimizer, generator, args, run)
         run.step += 1
-        log["train"].append([run.step, round(loss, 4), round(1.0 + accepted, 3)])
+        log["train"].append([run.step, *stats])
+        loss = stats[0]
         last = args.budget.progress(run.step, run.elapsed + time.perf_counter() - started) >= 1.0
         if (run.step % args.eval_every == 0 or last) and val.buckets[0].tokens.shape[0]:
-            log["val"].append([run.step, validate(drafter, target, val, weights, args.anchors_per_seq)])
+            log["val"].append([run.step, _validate(drafter, target, val, sampled, weights, args.anchors_per_seq)])
             bar.set_postfix(loss=f"{loss:.3f}", **{f"val_{k}": v for k, v in log["val"][-1][1].items()})
         run.elapsed += time.perf_counter() - started
         if run.step % args.eval_every == 0 or last:
@@ -142,29 +141,56 @@ def train_drafter(args: DrafterTrainArgs) -> dict:
     return log
 
 
-def _train_step(drafter, target, train, weights, optimizer, generator, args, run) -> tuple[float, float]:
+def _sampled_split(args: DrafterTrainArgs, target, drafter) -> tuple[SampledData, SampledData] | None:
+    if args.sampled is None:
+        return None
+    data = make_sampled_data(args, target, list(drafter.config.target_layer_ids))
+    return data.split(args.data.val_rows)
+
+
+def _validate(drafter, target, val, sampled, weights, anchors) -> dict:
+    out = validate(drafter, target, val, weights, anchors)
+    if sampled is not None and sampled[1].buckets[0].tokens.shape[0]:
+        out.update(validate_sampled(drafter, target, sampled[1], weights, anchors))
+    return out
+
+
+def _train_step(drafter, target, train, sampled, weights, optimizer, generator, args, run) -> list[float]:
+    """One optimizer step; [greedy loss, its tau proxy] (+ [soft loss, sampled tau proxy] with sampled data)."""
     batch = train.sample(args.batch_size, generator)
     first, last = batch.anchor_range(drafter.config.block_size)
     anchors = sample_anchors(first, last, args.anchors_per_seq, args.batch_size, generator)
     for group in optimizer.param_groups:
         group["lr"] = args.budget.lr_at(run.step, run.elapsed)
     loss, accepted = block_loss(drafter, target, batch, anchors, weights)
+    stats = [round(loss.item(), 4), round(1.0 + accepted.float().mean().item(), 3)]
+    if sampled is not None:
+        s = args.sampled
+        soft, expected = sampled_step_loss(
+            drafter, target, sampled[0], weights, s.batch_size or args.batch_size, args.anchors_per_seq, generator
+        )
+        loss = loss + s.weight * soft
+        stats += [round(soft.item(), 4), round(1.0 + expected, 3)]
     loss.backward()
     torch.nn.utils.clip_grad_norm_(drafter.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss.item(), accepted.float().mean().item()
+    return stats
 
 
-def _new_log(args: DrafterTrainArgs, data: DistillData, gamma: float) -> dict:
+def _new_log(args: DrafterTrainArgs, data: DistillData, gamma: float, sampled) -> dict:
     data_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args.data).items()}
     data_log = {**data_args, "generated_tokens": data.num_generated, "seconds": data.seconds}
-    return {
+    log = {
         "seed": args.seed, "lr": args.budget.lr, "gamma": gamma, "batch_size": args.batch_size,
         "anchors_per_seq": args.anchors_per_seq, "max_steps": args.budget.max_steps,
         "time_budget": args.budget.time_budget, "layer_ids": list(data.layer_ids), "data": data_log,
-        "train": [], "val": [],
+        "init": None if args.init_dir is None else str(args.init_dir), "train": [], "val": [],
     }
+    if sampled is not None:
+        sampled_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args.sampled).items()}
+        log["sampled"] = {**sampled_args, "generated_tokens": sampled[0].num_generated, "seconds": sampled[0].seconds}
+    return log
 
 
 def _save(out_dir: Path, drafter: Drafter, optimizer, generator, run: RunState, log: dict) -> None:
