@@ -158,3 +158,16 @@ def launch(
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=child_env,
                                    start_new_session=True, stdin=subprocess.DEVNULL)
     return ServerProcess(process=process, port=port, log_path=log_path, argv=argv)
+
+
+def launch_ready(model_path: str | Path, extra_args: list[str] | tuple[str, ...] = (), *, log_path: Path,
+                 timeout: float = 600.0, **kwargs) -> ServerProcess:
+    """`launch`, then wait for /health. A start-up that fails or is interrupted (SIGTERM under
+    `exit_on_sigterm`, Ctrl-C) stops the server it started: the caller has no handle to stop yet."""
+    server = launch(model_path, extra_args, log_path=log_path, **kwargs)
+    try:
+        server.wait_ready(timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server

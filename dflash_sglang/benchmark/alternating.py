@@ -27,7 +27,7 @@ from dflash_sglang.benchmark.records import RunRecord
 from dflash_sglang.benchmark.report import environment, write_json
 from dflash_sglang.benchmark.stats import RunStats, summarize, with_speedups
 from dflash_sglang.datasets import load_prompts
-from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch
+from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch, launch_ready
 from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
 POINT_MASS = "dflash-point-mass"
@@ -38,18 +38,18 @@ LABELS = {"ar": "AR", "dflash": "DFLASH (ours, rejection)", POINT_MASS: "DFLASH 
           "builtin": "DFLASH (SGLang builtin, CPU: our torch sampling verify, point-mass rule)"}
 
 
-def _launch(config, method: str, log_dir: Path) -> ServerProcess:
+def _launch(config, method: str, log_dir: Path, ready: bool = False) -> ServerProcess:
+    """`method`'s server; with `ready`, waited for (and stopped if that fails or is interrupted)."""
     plan = recipe(config, "dflash" if method in (POINT_MASS, AUTO) else method)
     env = {**os.environ, **plan.env, **({"DFLASH_SGLANG_SAMPLING_RULE": "point-mass"} if method == POINT_MASS else {})}
     args = (*plan.args, TREE_BUDGET_FLAG, "auto") if method == AUTO else plan.args
     # Idle servers sleep: the other server of the pair must not spin while one is measured.
-    return launch(config.model, args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
+    start = launch_ready if ready else launch
+    return start(config.model, args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
 
 
 def _start(config, method: str, log_dir: Path) -> ServerProcess:
-    server = _launch(config, method, log_dir)
-    server.wait_ready()
-    return server
+    return _launch(config, method, log_dir, ready=True)
 
 
 def _phase(config, base: tuple[str, ServerProcess], method: str, prompts: list[str], temperatures, rounds: int,
@@ -133,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
                        "dataset": "humaneval"},
             "environment": environment(), "server_logs": str(log_dir)}
     phases: dict[str, list[RunStats]] = {}
-    base = _launch(config, args.baseline, log_dir)  # one baseline server for every phase
-    first = _launch(config, methods[0], log_dir)  # the first pair starts together
+    started: list[ServerProcess] = []  # stopped below, however the run ends
     try:
+        base = _launch(config, args.baseline, log_dir)  # one baseline server for every phase
+        started.append(base)
+        first = _launch(config, methods[0], log_dir)  # the first pair starts together
+        started.append(first)
         for server in (base, first):
             server.wait_ready()
         warm_up(base.base_url, prompts, config.warmup_requests, config.max_new_tokens)
@@ -147,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             write_json(config.output, {**meta, "phases": {m: [dataclasses.asdict(s) for s in st]
                                                           for m, st in phases.items()}})
     finally:
-        base.stop()
-        first.stop()
+        for server in started:
+            server.stop()
     print(markdown_table(phases, args.baseline))
     print(f"\nreport: {config.output}\nserver logs: {log_dir}")
     return 0

@@ -30,7 +30,7 @@ from dflash_sglang.benchmark.stats import summarize
 from dflash_sglang.benchmark.sweep_plot import write_sweep_plot
 from dflash_sglang.benchmark.sweep_report import SweepCell, auto_checks, markdown_table, summarize_cells
 from dflash_sglang.datasets import load_prompts
-from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch
+from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch_ready
 from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
 # sweep name -> (server recipe in methods.py, extra server flags)
@@ -50,14 +50,8 @@ def _start(config, method: str, log_dir: Path) -> ServerProcess:
     base, extra = METHODS.get(method, (method, ()))
     plan = recipe(config, base)
     # Idle servers sleep: AR's must not spin while the method's is measured, and the other way round.
-    server = launch(config.model, plan.args + extra, log_path=log_dir / f"{method}.log",
-                    env={**os.environ, **plan.env}, sleep_on_idle=True)
-    try:
-        server.wait_ready()
-    except BaseException:  # a start-up that fails or is interrupted leaves no server behind
-        server.stop()
-        raise
-    return server
+    return launch_ready(config.model, plan.args + extra, log_path=log_dir / f"{method}.log",
+                        env={**os.environ, **plan.env}, sleep_on_idle=True)
 
 
 def _mismatches(ours: list[RequestRecord], ar: list[RequestRecord]) -> int:

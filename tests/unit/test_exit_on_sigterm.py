@@ -36,3 +36,21 @@ def test_sigterm_runs_the_finally_blocks(tmp_path, handler, cleaned_up):
     time.sleep(0.1)
     assert marker.exists() == cleaned_up
     assert code == (128 + signal.SIGTERM if cleaned_up else -signal.SIGTERM)
+
+
+def test_a_start_up_interrupted_while_waiting_stops_its_server(tmp_path, monkeypatch):
+    """`launch_ready`: SIGTERM (SystemExit under exit_on_sigterm) while waiting for /health stops the server
+    just started, which the caller has no handle to yet (a killed alternating benchmark left one behind)."""
+    from dflash_sglang import serving
+
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    started = serving.ServerProcess(process=child, port=0, log_path=tmp_path / "server.log")
+    monkeypatch.setattr(serving, "launch", lambda *args, **kwargs: started)
+
+    def interrupted(self, timeout: float = 600.0) -> None:
+        raise SystemExit(143)
+
+    monkeypatch.setattr(serving.ServerProcess, "wait_ready", interrupted)
+    with pytest.raises(SystemExit):
+        serving.launch_ready("model", log_path=tmp_path / "server.log")
+    assert child.poll() is not None and not serving.group_members(child.pid)
