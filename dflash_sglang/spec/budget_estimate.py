@@ -119,24 +119,39 @@ class TreeGain:
     said in the same steps, both summed with decay. A ratio of sums, not a mean of per-step ratios: a
     step's ratio swings from ~0.2 to ~3 with its block, and the mean of such ratios sits above the ratio
     of the means, which made `auto` pick trees that lost to the chain (2026-11-30 sweep, c=1 and 4).
+    The gain is over what full chains *commit* per unit of their estimate, measured the same way on the
+    full-chain steps: the estimate is biased (it treats positions as independent), the tree's raw ratio
+    absorbed that bias and the chain's rate did not, so trees looked better than the chain by the bias
+    (2026-11-30 17:30 sweep: 16-token trees in 44 % of the steps at c=1, `auto` 0.86x the chain).
     A tree never run has gain 1: warm-up and exploration run each once, and a tree is chosen only when
     what it adds pays for its verify tokens."""
 
-    def __init__(self, widths: tuple[int, ...], decay: float = 0.9) -> None:
+    def __init__(self, widths: tuple[int, ...], decay: float = 0.9, chain_width: int | None = None) -> None:
         self.decay = decay
+        self.chain_width = chain_width  # None: trees against the chain's estimate alone
         self._committed: dict[int, float] = {w: 0.0 for w in widths}
         self._chain_estimate: dict[int, float] = {w: 0.0 for w in widths}
+        if chain_width is not None:
+            self._committed[chain_width] = self._chain_estimate[chain_width] = 0.0
+
+    def _ratio(self, width: int) -> float | None:
+        estimate = self._chain_estimate[width]
+        return self._committed[width] / estimate if estimate > 0 else None
 
     @property
     def gain(self) -> dict[int, float | None]:
-        return {w: (self._committed[w] / self._chain_estimate[w]) if self._chain_estimate[w] > 0 else None
-                for w in self._committed}
+        chain = self._ratio(self.chain_width) if self.chain_width is not None else None
+        return {w: (r / chain if chain else r) if (r := self._ratio(w)) is not None else None
+                for w in self._committed if w != self.chain_width}
 
     def expected(self, chain_full: float) -> dict[int, float]:
         """chain_full: the batch's expected committed tokens with the full chain -> width -> the tree's."""
         return {w: chain_full * (1.0 if g is None else g) for w, g in self.gain.items()}
 
     def observe(self, width: int, committed: float, chain_full: float) -> None:
-        """committed and chain_full: the batch's committed tokens, and the chain's estimate, this step."""
+        """committed and chain_full: the batch's committed tokens, and the chain's estimate, this step (a
+        tree's, or the full chain's when `chain_width` is set)."""
+        if width not in self._committed:
+            return
         self._committed[width] = self.decay * self._committed[width] + committed
         self._chain_estimate[width] = self.decay * self._chain_estimate[width] + max(chain_full, 1e-6)

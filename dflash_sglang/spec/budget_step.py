@@ -84,7 +84,7 @@ class BudgetedStepper:
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.controller = controller
         self.calibration = calibration or RowCalibration()
-        self.tree_gain = TreeGain(controller.settings.tree_widths)
+        self.tree_gain = TreeGain(controller.settings.tree_widths, chain_width=controller.settings.block_size)
         self.clock = clock
 
     def expected_tokens(self, candidates: Candidates, greedy_rows: torch.Tensor,
@@ -124,6 +124,8 @@ class BudgetedStepper:
         if acceptance is None:
             acceptance = _verify_chain(models, step, truncate(candidates, width), step.rule, generator)
             self.calibration.observe(scores, greedy_rows, acceptance.accepted, width)
+            if trees and width == step.block_size:  # what full chains commit per unit of their estimate
+                self.tree_gain.observe(width, float(acceptance.acceptance_lengths.sum()), expected[width])
         return self._done(BudgetedStep(acceptance, width, plan), start, drafted_at)
 
     def _done(self, result: BudgetedStep, start: float, drafted_at: float) -> BudgetedStep:

@@ -135,3 +135,17 @@ def test_tree_gain_is_a_ratio_of_sums_not_a_mean_of_ratios():
     gain.observe(16, committed=6.0, chain_full=6.0)
     gain.observe(16, committed=1.5, chain_full=0.5)
     assert abs(gain.gain[16] - 7.5 / 6.5) < 1e-9
+
+
+@pytest.mark.parametrize("against_the_chain", [True, False])
+def test_tree_gain_is_over_what_the_chain_commits_not_over_its_estimate(against_the_chain):
+    """The chain's estimate is 20 % low: full chains commit 6 where 5 was estimated. A tree that also commits 6
+    gains nothing over the chain; measured against the estimate alone (the fix switched off) it looked 1.2x."""
+    from dflash_sglang.spec.budget_estimate import TreeGain
+
+    gain = TreeGain((16,), decay=1.0, chain_width=BLOCK if against_the_chain else None)
+    for _ in range(3):
+        gain.observe(BLOCK, committed=6.0, chain_full=5.0)
+        gain.observe(16, committed=6.0, chain_full=5.0)
+    assert set(gain.gain) == {16}
+    assert abs(gain.gain[16] - (1.0 if against_the_chain else 1.2)) < 1e-9
