@@ -140,9 +140,15 @@ class TreeGain:
 
     @property
     def gain(self) -> dict[int, float | None]:
+        """Tree width -> its gain over the chain (None: never run)."""
         chain = self._ratio(self.chain_width) if self.chain_width is not None else None
-        return {w: (r / chain if chain else r) if (r := self._ratio(w)) is not None else None
-                for w in self._committed if w != self.chain_width}
+        gains: dict[int, float | None] = {}
+        for w in self._committed:
+            if w == self.chain_width:
+                continue
+            ratio = self._ratio(w)
+            gains[w] = None if ratio is None else ratio / (chain or 1.0)  # no chain step yet: the estimate alone
+        return gains
 
     def expected(self, chain_full: float) -> dict[int, float]:
         """chain_full: the batch's expected committed tokens with the full chain -> width -> the tree's."""
