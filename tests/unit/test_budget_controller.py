@@ -76,22 +76,25 @@ def _run(controller: BudgetController, steps: int, bs: int, accept_rate: float,
     (the drafter claims 0.9), times from the given cost functions. Returns the widths chosen."""
     g = torch.Generator().manual_seed(0)
     calibration = AcceptanceCalibration(CalibrationSettings())
-    widths = []
-    for _ in range(steps):
-        plan = controller.plan(bs)
-        width = plan.width
-        if plan.drafted:
-            scores = torch.full((bs, BLOCK - 1), 0.9)
-            expected = chain_expected_tokens(calibration(scores)).sum(0).tolist()
-            width = controller.choose({w + 1: e for w, e in enumerate(expected)}, bs, plan)
-            hits = torch.rand(bs, BLOCK - 1, generator=g) < accept_rate
-            accepted = hits.int().cumprod(1).sum(1).clamp(max=width - 1)  # [bs]
-            judged, ok = verified_outcomes(accepted, width, BLOCK - 1)
-            calibration.observe(scores, judged, ok)
-        widths.append(width)
-        controller.observe(StepTiming(bs, width, plan.drafted, draft_seconds if plan.drafted else 0.0,
-                                      verify_seconds(bs * width)))
-    return widths
+    return [_synthetic_step(controller, calibration, g, bs, accept_rate, lambda b, n: verify_seconds(n), draft_seconds)
+            for _ in range(steps)]
+
+
+def _synthetic_step(controller: BudgetController, calibration: AcceptanceCalibration, g: torch.Generator, bs: int,
+                    accept_rate: float, verify_seconds, draft_seconds: float = 0.004) -> int:
+    """One step of `bs` requests (see `_run`); verify_seconds(bs, tokens). Returns the width chosen."""
+    plan = controller.plan(bs)
+    width = plan.width
+    if plan.drafted:
+        scores = torch.full((bs, BLOCK - 1), 0.9)
+        expected = chain_expected_tokens(calibration(scores)).sum(0).tolist()
+        width = controller.choose({w + 1: e for w, e in enumerate(expected)}, bs, plan)
+        hits = torch.rand(bs, BLOCK - 1, generator=g) < accept_rate
+        accepted = hits.int().cumprod(1).sum(1).clamp(max=width - 1)  # [bs]
+        calibration.observe(scores, *verified_outcomes(accepted, width, BLOCK - 1))
+    controller.observe(StepTiming(bs, width, plan.drafted, draft_seconds if plan.drafted else 0.0,
+                                  verify_seconds(bs, bs * width)))
+    return width
 
 
 def test_flat_verify_cost_picks_the_full_chain():
@@ -169,19 +172,9 @@ def _run_draining(controller: BudgetController, waves: int, top_bs: int, accept_
     for _ in range(waves):
         for bs in range(top_bs, 0, -1):
             for _ in range(3):
-                plan = controller.plan(bs)
-                width = plan.width
-                if plan.drafted:
-                    scores = torch.full((bs, BLOCK - 1), 0.9)
-                    expected = chain_expected_tokens(calibration(scores)).sum(0).tolist()
-                    width = controller.choose({w + 1: e for w, e in enumerate(expected)}, bs, plan)
-                    hits = torch.rand(bs, BLOCK - 1, generator=g) < accept_rate
-                    accepted = hits.int().cumprod(1).sum(1).clamp(max=width - 1)  # [bs]
-                    calibration.observe(scores, *verified_outcomes(accepted, width, BLOCK - 1))
+                width = _synthetic_step(controller, calibration, g, bs, accept_rate, verify_seconds)
                 if bs > top_bs // 2:
                     chosen[width] = chosen.get(width, 0) + 1
-                controller.observe(StepTiming(bs, width, plan.drafted, 0.004 if plan.drafted else 0.0,
-                                              verify_seconds(bs, bs * width)))
     return chosen
 
 
