@@ -32,3 +32,15 @@ def fake_sglang_version(tmp_path):
         return {"PYTHONPATH": str(site) + (os.pathsep + old if old else "")}
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module that trains tiny models: a second thread only adds synchronisation (and
+    waits on busy cores). Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -31,13 +31,7 @@ from dflash_sglang.training.tokenizer import corpus_paths
 SPEC = TinyPairSpec(hidden_size=32, intermediate_size=64, head_dim=16, target_layers=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are so small that a second thread only adds synchronisation (and waits on busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: a second thread only adds waits
 
 
 def test_position_weights_decay_exponentially_from_one():
