@@ -24,7 +24,7 @@ test-long: harness
 	@eval "$$($(CLI) env)"; $(PY) -m pytest -m long $(PYTEST_ARGS)
 
 test-unit: harness
-	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/unit tests/kernels $(PYTEST_ARGS)
+	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/unit tests/adapter $(PYTEST_ARGS)
 
 test-e2e: harness
 	@eval "$$($(CLI) env)"; $(PY) -m pytest tests/e2e $(PYTEST_ARGS)

@@ -28,7 +28,8 @@ WIDTH_METRIC = "sglang:dflash_verify_width_steps"
 IDLE_GAP_SECONDS = 1.0  # a longer pause between decode steps is idle time, not scheduler work
 STARTED_LINE = "DFLASH verify budget: auto, one width per batch step among %s (1 = plain decoding)"
 STATE_EVERY = 256  # steps between two state lines (DFLASH_SGLANG_LOG_LEVEL=DEBUG)
-STATE_LINE = "DFLASH verify budget after %d steps: widths {%s}; %s; greedy calibration (score->rate(n)) %s; tree gains %s"
+STATE_LINE = ("DFLASH verify budget after %d steps: widths {%s}; %s; greedy calibration (score->rate(n)) %s; "
+              "chain realisation (width:factor) %s; tree gains %s")
 KEPT_LINE = "DFLASH verify budget: auto asked for, but the launch has %s: the chain of %d tokens is used"
 
 
@@ -112,7 +113,8 @@ class AutoBudget:
         self.width_counts.clear()
         stepper = self.stepper
         get_logger().debug(STATE_LINE, self.steps, widths, stepper.controller.describe(batch_size),
-                           stepper.calibration.greedy.describe(), stepper.tree_gain.gain)
+                           stepper.calibration.greedy.describe(), stepper.realisation.describe(),
+                           stepper.tree_gain.gain)
 
     def step_info(self, batch_size: int) -> dict[str, list[int]]:
         """The last step's width for each request, for `customized_info` (step_stats.py)."""

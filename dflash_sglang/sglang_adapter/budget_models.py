@@ -3,12 +3,14 @@
 The scheduler reserves a whole block of KV slots per request every step, whatever the width. A step
 of width W verifies into the first W of them and commits from those; the rest stay unused, exactly as
 the slots of rejected drafts do (the scheduler advances `seq_lens` by the acceptance lengths only).
-A plain decoding step (W = 1) skips the draft pass but still needs the block's slots: `reserve_block`.
+A plain decoding step (W = 1) skips the draft pass but still needs the block's slots: `reserve_block`;
+its target pass is SGLang's DECODE forward where that is safe (plain_pass.py).
 Widths past the block are trees: `SGLangTreeModels`' temporary slots, verify and commit (tree_models.py).
 """
 
 from __future__ import annotations
 
+from dflash_sglang.sglang_adapter.plain_pass import DECODE, decode_pass
 from dflash_sglang.sglang_adapter.step_models import block_slots
 from dflash_sglang.sglang_adapter.tree_models import SGLangTreeModels
 from dflash_sglang.spec.step import TargetOutput
@@ -26,4 +28,12 @@ class BudgetStepModels(SGLangTreeModels):
         assert self.slots is not None, "draft() or reserve_block() first"
         width = candidates.tokens.shape[1]
         self.slots = self.slots[:, :width]  # [bs, blk] -> [bs, width]: verify and commit use these
+        if width == 1 and self.r.plain_pass == DECODE:
+            return self._decode_pass(candidates)
         return super().verify(candidates)
+
+    def _decode_pass(self, candidates: Candidates) -> TargetOutput:
+        out = decode_pass(self.r.target_worker, self.batch, candidates.tokens[:, 0], self.slots[:, 0],
+                          self.seq_lens_cpu)
+        self.logits_output, self.verify_ran_graph = out.logits_output, out.ran_graph
+        return TargetOutput(logits=out.logits, target_features=out.target_features)

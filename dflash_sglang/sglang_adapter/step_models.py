@@ -41,6 +41,7 @@ class Runners:
     # under TP (tensor_parallel.py): the replicated drafter's own group, and rank 0's decisions on every rank
     draft_layout: DraftParallelLayout = DraftParallelLayout(tp_group=None, attn_tp_size=1)
     ranks: RankAgreement | None = None
+    plain_pass: str = "verify"  # `auto`'s width-1 steps: SGLang's DECODE or TARGET_VERIFY forward (plain_pass.py)
 
 
 def block_slots(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, seq_lens: torch.Tensor,

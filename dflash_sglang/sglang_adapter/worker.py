@@ -27,6 +27,7 @@ from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter import draft_window
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
+from dflash_sglang.sglang_adapter.plain_pass import plain_pass_mode
 from dflash_sglang.sglang_adapter.recurrent_state import RecurrentStateCommit
 from dflash_sglang.sglang_adapter.request_features import logit_features, remember_step
 from dflash_sglang.sglang_adapter.sampling import sampling_params, sampling_rule
@@ -113,6 +114,8 @@ class DFlashWorker(BaseSpecWorker):
         settings = read_settings(str(self.device), self._target_worker.gpu_id)
         with draft_build_scope(self.draft_parallel_layout):
             self.draft_graphs = init_draft_cuda_graphs(self._draft_worker, self.draft_runner, settings)
+        if isinstance(self.verify, AutoVerify):  # after the target's own graphs, which decide it
+            self.runners.plain_pass = plain_pass_mode(self.model_runner)
 
     @property
     def spec_v2_attn_backends(self) -> tuple:

@@ -152,6 +152,7 @@ class BudgetController:
         if costs.ready:
             parts.append(f"draft {costs.draft.line()}, verify {costs.verify.plane()}"
                          + (f", tree verify {costs.tree_verify.plane()}" if costs.tree_verify.observed else "")
+                         + (f", plain {costs.plain.plane()}" if costs.plain.observed else "")
                          + f", between {costs.between.value or 0.0:.4f}s")
         known = {w: round(e.value, 2) for w, e in self.expected.items() if e.value is not None}
         parts.append(f"expected tokens per request {known}")

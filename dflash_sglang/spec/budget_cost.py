@@ -167,19 +167,28 @@ class StepTiming:
 class StepCosts:
     """Draft pass (by batch size), verify pass (by the batch's verify tokens) and the time between steps.
     Trees (widths past the block) have their own verify fit: building the tree, its mask and the move of
-    the accepted path's K/V cost more per token than a chain does."""
+    the accepted path's K/V cost more per token than a chain does. So does plain decoding (width 1): it
+    is SGLang's DECODE forward and a bare sample, not a verify pass and an accept rule, and one line
+    through it and the chains took that difference for a cost per token. With the controller's recent
+    steps at widths 1 and 3 the line ran through those two (2026-11-30, c=1, T 0.7: 8.2 ms + 1.8 ms per
+    token), priced the full chain at 23 ms and kept `auto` on short chains and plain decoding."""
 
     def __init__(self, block_size: int, decay: float = 0.98) -> None:
         self.block_size = block_size
         self.draft = LinearCost(decay)  # n = requests (each drafts a whole block)
-        self.verify = BatchCost(decay)  # requests, and n = requests * width
+        self.verify = BatchCost(decay)  # chains of 2 .. blk: requests, and n = requests * width
         self.tree_verify = BatchCost(decay)  # the same, for trees
+        self.plain = BatchCost(decay)  # width 1
         self.between = Ema()  # scheduler time outside the worker, per step
 
+    def _fit(self, width: int) -> BatchCost:
+        if width == 1:
+            return self.plain
+        return self.tree_verify if width > self.block_size else self.verify
+
     def _verify(self, width: int) -> BatchCost:
-        # a tree never measured yet is priced like a chain of its width
-        tree = width > self.block_size and self.tree_verify.observed
-        return self.tree_verify if tree else self.verify
+        fit = self._fit(width)  # a width never measured yet is priced like a chain of its width
+        return fit if fit.observed else self.verify
 
     @property
     def ready(self) -> bool:
@@ -188,8 +197,7 @@ class StepCosts:
     def observe(self, timing: StepTiming) -> None:
         if timing.drafted:
             self.draft.observe(timing.batch_size, timing.draft_seconds)
-        fit = self.tree_verify if timing.width > self.block_size else self.verify
-        fit.observe_batch(timing.batch_size, timing.batch_size * timing.width, timing.verify_seconds)
+        self._fit(timing.width).observe_batch(timing.batch_size, timing.batch_size * timing.width, timing.verify_seconds)
 
     def observe_between(self, seconds: float) -> None:
         self.between.observe(seconds)

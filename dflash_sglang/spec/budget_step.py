@@ -22,6 +22,7 @@ from dflash_sglang.spec.block import make_draft_block
 from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, Plan
 from dflash_sglang.spec.budget_cost import StepTiming
 from dflash_sglang.spec.budget_estimate import RowCalibration, TreeGain, chain_expected_tokens, draft_scores
+from dflash_sglang.spec.chain_realisation import ChainRealisation
 from dflash_sglang.spec.logit_processing import process_logits
 from dflash_sglang.spec.posterior import posterior_tokens
 from dflash_sglang.spec.rules import POINT_MASS, accept_verified, draw_drafts
@@ -77,6 +78,19 @@ def anchor_only(block: DraftBlock) -> Candidates:
     return Candidates(tokens=block.block_ids[:, :1], positions=block.positions[:, :1])
 
 
+@dataclass(frozen=True)
+class ChainEstimate:
+    """One drafted block's chain estimate, before the realisation's correction."""
+
+    scores: torch.Tensor  # [bs, blk-1] the drafter's probability of each draft (draft_scores)
+    per_request: torch.Tensor  # [bs, blk] E(W) for W = 1 .. blk
+
+    @staticmethod
+    def make_dummy(bs: int, blk: int) -> "ChainEstimate":
+        scores = torch.full((bs, blk - 1), 0.5)
+        return ChainEstimate(scores, chain_expected_tokens(scores))
+
+
 class BudgetedStepper:
     """Holds the controller and the estimates across steps; `step` runs one batch."""
 
@@ -85,17 +99,20 @@ class BudgetedStepper:
         self.controller = controller
         self.calibration = calibration or RowCalibration()
         self.tree_gain = TreeGain(controller.settings.tree_widths, chain_width=controller.settings.block_size)
+        self.realisation = ChainRealisation(controller.settings.block_size)
         self.clock = clock
 
     def expected_tokens(self, candidates: Candidates, greedy_rows: torch.Tensor,
-                        trees: bool) -> tuple[dict[int, float], torch.Tensor]:
-        """width -> the batch's expected committed tokens, and the drafts' scores [bs, blk-1]."""
+                        trees: bool) -> tuple[dict[int, float], ChainEstimate]:
+        """width -> the batch's expected committed tokens (chains corrected by what they realised), and
+        what the step's observations need."""
         scores = draft_scores(candidates, greedy_rows)  # [bs, blk-1]
         per_request = chain_expected_tokens(self.calibration(scores, greedy_rows))  # [bs, blk]
-        expected = {w + 1: float(e) for w, e in enumerate(per_request.sum(dim=0).tolist())}
+        corrected = self.realisation(per_request).sum(dim=0).tolist()  # [blk]
+        expected = {w + 1: float(e) for w, e in enumerate(corrected)}
         if trees:
             expected.update(self.tree_gain.expected(expected[candidates.tokens.shape[1]]))
-        return expected, scores
+        return expected, ChainEstimate(scores, per_request)
 
     def step(self, models: BudgetModels, step: StepInput, generator: torch.Generator | None = None,
              trees: bool = True) -> BudgetedStep:
@@ -111,7 +128,7 @@ class BudgetedStepper:
             return self._done(BudgetedStep(acceptance, PLAIN_WIDTH, plan), start, start)
         candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
         trees = trees and step.features is None and bool(self.controller.settings.tree_widths)
-        expected, scores = self.expected_tokens(candidates, greedy_rows, trees)
+        expected, estimate = self.expected_tokens(candidates, greedy_rows, trees)
         width = self.controller.choose(expected, bs, plan)
         drafted_at = self.clock()
         acceptance = None
@@ -123,7 +140,8 @@ class BudgetedStepper:
                 self.tree_gain.observe(width, float(acceptance.acceptance_lengths.sum()), expected[step.block_size])
         if acceptance is None:
             acceptance = _verify_chain(models, step, truncate(candidates, width), step.rule, generator)
-            self.calibration.observe(scores, greedy_rows, acceptance.accepted, width)
+            self.calibration.observe(estimate.scores, greedy_rows, acceptance.accepted, width)
+            self.realisation.observe(estimate.per_request, acceptance.accepted, width)
             if trees and width == step.block_size:  # what full chains commit per unit of their estimate
                 self.tree_gain.observe(width, float(acceptance.acceptance_lengths.sum()), expected[width])
         return self._done(BudgetedStep(acceptance, width, plan), start, drafted_at)

@@ -20,6 +20,7 @@ from helpers.tiny_vocab_pair import BLOCK, VOCAB, make_tiny_vocab_pair
 pytestmark = pytest.mark.e2e
 
 SAMPLES, BATCH, TOKENS = 1000, 500, 3  # enough to resolve a 16-token marginal; exactness is the unit tests' job
+AUTO_TOKENS = 8
 PROMPT = [3, 7, 1, 12, 5]
 SERVER_ARGS = FP32 + ("--skip-tokenizer-init", "--random-seed", "0", "--max-running-requests", "250")
 BUILTIN_ENV = {"DFLASH_SGLANG_IMPL": "builtin"}
@@ -42,35 +43,39 @@ def _dflash_args(drafter) -> tuple[str, ...]:
                           "--speculative-num-draft-tokens", str(BLOCK))
 
 
-def _sample(server, sampling: dict) -> tuple[np.ndarray, list[int]]:
-    """[SAMPLES, TOKENS] the first generated tokens of SAMPLES independent requests, and the acceptance
-    length of each request's first speculative step (empty for AR)."""
+def _sample(server, sampling: dict, widths: list[int] | None = None,
+            tokens: int = TOKENS) -> tuple[np.ndarray, list[int]]:
+    """[SAMPLES, tokens] the first generated tokens of SAMPLES independent requests, and the acceptance
+    length of each request's first speculative step (empty for AR). `widths` collects `auto`'s verify widths."""
     out, first_steps = [], []
     for start in range(0, SAMPLES, BATCH):
         batch = post_json(server.base_url, "/generate", {
             "input_ids": [PROMPT] * min(BATCH, SAMPLES - start),
-            "sampling_params": {"max_new_tokens": TOKENS, "ignore_eos": True, **sampling}})
-        out += [r["output_ids"][:TOKENS] for r in batch]
+            "sampling_params": {"max_new_tokens": tokens, "ignore_eos": True, **sampling}})
+        out += [r["output_ids"][:tokens] for r in batch]
         first_steps += [r["meta_info"]["dflash_acceptance_lengths"][0] for r in batch
                         if r["meta_info"].get("dflash_acceptance_lengths")]
+        if widths is not None:
+            widths += [w for r in batch for w in r["meta_info"]["dflash_verify_widths"]]
     return np.array(out), first_steps
 
 
 @pytest.fixture(scope="module")
-def ar_samples() -> dict[str, np.ndarray]:
-    return {}  # per sampling: AR's tokens, taken on first use
+def ar_samples() -> dict[tuple[str, int], np.ndarray]:
+    return {}  # per sampling and length: AR's tokens, taken on first use
 
 
-def _ar(module_servers, target, samples: dict[str, np.ndarray], name: str) -> np.ndarray:
-    if name not in samples:
-        samples[name] = _sample(module_servers.get("tiny-vocab-ar", target, SERVER_ARGS), SAMPLINGS[name])[0]
-    return samples[name]
+def _ar(module_servers, target, samples: dict[str, np.ndarray], name: str, tokens: int = TOKENS) -> np.ndarray:
+    if (name, tokens) not in samples:
+        server = module_servers.get("tiny-vocab-ar", target, SERVER_ARGS)
+        samples[name, tokens] = _sample(server, SAMPLINGS[name], tokens=tokens)[0]
+    return samples[name, tokens]
 
 
 def _p_values(ours: np.ndarray, theirs: np.ndarray) -> list[float]:
     """One chi-squared p-value per token position."""
     values = []
-    for k in range(TOKENS):
+    for k in range(ours.shape[1]):
         table = np.stack([np.bincount(ours[:, k], minlength=VOCAB), np.bincount(theirs[:, k], minlength=VOCAB)])
         values.append(chi2_contingency(table[:, table.sum(0) > 0]).pvalue)
     return values
@@ -101,3 +106,22 @@ def test_builtin_on_cpu_keeps_the_distribution(module_servers, vocab_pair, ar_sa
     print(f"builtin {name}: p-values {[round(p, 3) for p in p_values]}")
     assert min(p_values) > 0.001
     assert len(np.unique(ours[:, 2])) > 2  # not collapsed onto one greedy continuation
+
+
+def test_auto_keeps_the_distribution(module_servers, vocab_pair, ar_samples):
+    """`--speculative-dflash-tree-budget auto`: its warm-up runs the full chain, plain decoding (SGLang's
+    DECODE forward, sglang_adapter/plain_pass.py), shortened chains and trees within the first AUTO_TOKENS
+    tokens of the first samples (one chain step alone often commits three tokens); later ones, its choices."""
+    target, drafter = vocab_pair
+    auto = module_servers.get("tiny-vocab-dflash-auto", target,
+                              _dflash_args(drafter) + ("--speculative-dflash-tree-budget", "auto"))
+    widths: list[int] = []
+    for name in ("T0.7", "T1.0-top-p0.9"):
+        theirs = _ar(module_servers, target, ar_samples, name, AUTO_TOKENS)
+        ours, _ = _sample(auto, SAMPLINGS[name], widths, AUTO_TOKENS)
+        p_values = _p_values(ours, theirs)
+        print(f"auto {name}: p-values {[round(p, 3) for p in p_values]}")
+        assert min(p_values) > 0.001, name
+    print(f"auto widths {sorted(set(widths))}")
+    assert 1 in widths and BLOCK in widths  # plain decoding and the full chain both produced these tokens
+    assert "the target's DECODE pass" in auto.log_text()

@@ -1,10 +1,15 @@
-"""The worker side of `auto` that needs no server: the block layout the scheduler reads, the tree widths."""
+"""The worker side of `auto` that needs no server: the block layout the scheduler reads, the tree widths,
+the plain step's forward."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 import torch
 
 from dflash_sglang.sglang_adapter.budget_auto import pad_acceptance, pad_positions, tree_widths
+from dflash_sglang.sglang_adapter.plain_pass import DECODE, PLAIN_PASS_ENV, VERIFY, plain_pass_mode
 from dflash_sglang.spec.types import PLACEHOLDER_TOKEN_ID, Acceptance
 
 
@@ -38,3 +43,15 @@ def test_the_step_clock_is_the_host_clock_off_cuda():
 
     assert step_clock("cpu") is time.perf_counter
     assert step_clock("cuda") is not time.perf_counter  # synchronises first (not run here: no GPU)
+
+
+def test_plain_steps_take_the_decode_forward_only_where_no_decode_graph_could_replay_them(monkeypatch):
+    monkeypatch.delenv(PLAIN_PASS_ENV, raising=False)
+    assert plain_pass_mode(SimpleNamespace(decode_cuda_graph_runner=None)) == DECODE
+    # graphs captured at the block's width would take a DECODE batch without spec_info for their own
+    assert plain_pass_mode(SimpleNamespace(decode_cuda_graph_runner=object())) == VERIFY
+    monkeypatch.setenv(PLAIN_PASS_ENV, VERIFY)
+    assert plain_pass_mode(SimpleNamespace(decode_cuda_graph_runner=None)) == VERIFY
+    monkeypatch.setenv(PLAIN_PASS_ENV, "fast")
+    with pytest.raises(ValueError, match="expected decode or verify, got 'fast'"):
+        plain_pass_mode(SimpleNamespace(decode_cuda_graph_runner=None))

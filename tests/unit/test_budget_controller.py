@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, BudgetSettings
-from dflash_sglang.spec.budget_cost import BatchCost, LinearCost, Plane, StepTiming
+from dflash_sglang.spec.budget_cost import BatchCost, LinearCost, Plane, StepCosts, StepTiming
 from dflash_sglang.spec.budget_estimate import (
     AcceptanceCalibration,
     CalibrationSettings,
@@ -195,3 +195,27 @@ def test_a_cost_per_request_does_not_make_plain_decoding_look_cheap_in_large_bat
         assert long_share > 0.8
     else:
         assert long_share < 0.3
+
+
+@pytest.mark.parametrize("own_plain_fit", [True, False])
+def test_plain_steps_do_not_bend_the_price_of_long_chains(monkeypatch, own_plain_fit):
+    """A plain step costs 10 ms (DECODE forward, bare sample); a chain's verify 12 ms + 0.1 ms per token. After
+    one step at every width, 200 steps alternate plain decoding and chains of 3. One line through all of them
+    (the fix switched off) runs through the recent (1, 10 ms) and (3, 12.3 ms) and prices the full chain at
+    ~16 ms; the chains' own fit keeps it at its 12.8 ms."""
+    if not own_plain_fit:
+        monkeypatch.setattr(StepCosts, "_fit", lambda self, width: self.verify)
+    costs = StepCosts(BLOCK)
+
+    def seconds(width: int) -> float:
+        return 0.010 if width == 1 else 0.012 + 0.0001 * width
+
+    for width in [*range(1, BLOCK + 1)] + [1, 3] * 100:
+        costs.observe(StepTiming(1, width, width > 1, 0.004 if width > 1 else 0.0, seconds(width)))
+    full_chain = costs.seconds(1, BLOCK, drafted=True) - 0.004
+    print(f"own plain fit {own_plain_fit}: full chain priced {1e3 * full_chain:.2f} ms (true 12.80)")
+    if own_plain_fit:
+        assert full_chain == pytest.approx(seconds(BLOCK), rel=0.05)
+        assert costs.seconds(1, 1, drafted=False) == pytest.approx(0.010, rel=0.05)
+    else:
+        assert full_chain > 1.2 * seconds(BLOCK)

@@ -107,6 +107,7 @@ def test_the_auto_controller_commits_the_ar_tokens_while_it_changes_width():
     assert outs == [_ar_greedy(pair, a, 120) for a in (1, 2)]
     assert set(pair.committed_widths) == {*range(1, BLOCK + 1), 9, 16}
     assert set(stepper.tree_gain.gain) == {9, 16} and None not in stepper.tree_gain.gain.values()
+    assert bool((stepper.realisation.estimated > 0).all())  # chain steps measured every chain width
 
 
 @pytest.mark.parametrize("width", [1, 3])
