@@ -154,6 +154,9 @@ class BudgetController:
                          + (f", tree verify {costs.tree_verify.plane()}" if costs.tree_verify.observed else "")
                          + (f", plain {costs.plain.plane()}" if costs.plain.observed else "")
                          + f", between {costs.between.value or 0.0:.4f}s")
+            measured = {int(n) // batch_size: round(1e3 * t, 2) for (b, n), (t, _) in
+                        sorted(costs.verify.batch_buckets.items()) if b == batch_size}
+            parts.append(f"verify ms by width at this bs {measured}")  # the buckets the fit runs through
         known = {w: round(e.value, 2) for w, e in self.expected.items() if e.value is not None}
         parts.append(f"expected tokens per request {known}")
         return f"bs {batch_size}: " + "; ".join(parts)

@@ -219,3 +219,11 @@ def test_plain_steps_do_not_bend_the_price_of_long_chains(monkeypatch, own_plain
         assert costs.seconds(1, 1, drafted=False) == pytest.approx(0.010, rel=0.05)
     else:
         assert full_chain > 1.2 * seconds(BLOCK)
+
+
+def test_the_state_line_shows_the_measured_verify_time_of_each_width():
+    controller = BudgetController(BudgetSettings(BLOCK))
+    _run(controller, 40, bs=2, accept_rate=0.7, verify_seconds=lambda n: 0.01 + 0.001 * n)
+    line = controller.describe(2)
+    assert "verify ms by width at this bs {2: 14.0, 3: 16.0," in line, line  # 10 ms + 1 ms per token, 2 requests
+    assert "plain 12.00ms" in line, line
