@@ -197,7 +197,8 @@ class StepCosts:
     def observe(self, timing: StepTiming) -> None:
         if timing.drafted:
             self.draft.observe(timing.batch_size, timing.draft_seconds)
-        self._fit(timing.width).observe_batch(timing.batch_size, timing.batch_size * timing.width, timing.verify_seconds)
+        tokens = timing.batch_size * timing.width
+        self._fit(timing.width).observe_batch(timing.batch_size, tokens, timing.verify_seconds)
 
     def observe_between(self, seconds: float) -> None:
         self.between.observe(seconds)

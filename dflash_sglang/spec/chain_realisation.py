@@ -2,9 +2,10 @@
 
 The chain estimate E(W) multiplies per-draft acceptance chances as if the drafts of one block were
 accepted independently. They are not: a block the drafter reads right tends to be accepted throughout,
-one it misreads tends to fail early. So E(W) runs low for long widths and the controller underrates
-the full chain against short chains and plain decoding (2026-11-30 sweep: `auto` at c=1 decoded plainly
-in 10 % of its steps and reached 0.91x the fixed chain).
+one it misreads tends to fail early. So E(W) is biased, more so the longer the chain, high or low
+depending on the mix of blocks (on a synthetic easy/hard mix it ran 9 % high; this file's test), and the
+controller misjudges the full chain against short chains and plain decoding (2026-11-30 sweep: `auto`
+at c=1 decoded plainly in 10 % of its steps and reached 0.91x the fixed chain).
 
 One verified chain of width V tells what every narrower chain would have committed on the same block:
 min(accepted, W-1) + 1 for W <= V (the target's tokens decide draft by draft, left to right; for sampled
