@@ -19,6 +19,7 @@ from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
 from sglang.srt.speculative.spec_utils import draft_tp_context
 
 from dflash_sglang.sglang_adapter.draft_window import DraftWindow
+from dflash_sglang.sglang_adapter.plain_pass import VERIFY
 from dflash_sglang.sglang_adapter.recurrent_state import no_recurrent_state
 from dflash_sglang.sglang_adapter.tensor_parallel import RankAgreement
 from dflash_sglang.spec.step import TargetOutput
@@ -41,7 +42,7 @@ class Runners:
     # under TP (tensor_parallel.py): the replicated drafter's own group, and rank 0's decisions on every rank
     draft_layout: DraftParallelLayout = DraftParallelLayout(tp_group=None, attn_tp_size=1)
     ranks: RankAgreement | None = None
-    plain_pass: str = "verify"  # `auto`'s width-1 steps: SGLang's DECODE or TARGET_VERIFY forward (plain_pass.py)
+    plain_pass: str = VERIFY  # `auto`'s width-1 steps: SGLang's DECODE or TARGET_VERIFY forward (plain_pass.py)
 
 
 def block_slots(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, seq_lens: torch.Tensor,
