@@ -145,8 +145,8 @@ class Ema:
         self.decay = decay
         self.value: float | None = None
 
-    def observe(self, x: float) -> None:
-        self.value = x if self.value is None else self.decay * self.value + (1.0 - self.decay) * x
+    def observe(self, x: float, restart: bool = False) -> None:
+        self.value = x if self.value is None or restart else self.decay * self.value + (1.0 - self.decay) * x
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,19 @@ def test_falls_back_to_plain_decoding_and_comes_back_when_acceptance_returns():
     assert sum(back[-100:]) / 100 > BLOCK / 2
 
 
+def test_one_probe_that_pays_ends_a_long_plain_stretch():
+    """After 1,500 steps of a drafter that never hits (probes backed off), one that hits 95 % comes back.
+    Without the probe's block replacing the history (an EMA moving a fifth of the way), 8 requests stayed
+    on plain decoding for all 400 steps: about 6 probes, 170 plain steps apart, were needed."""
+    controller = BudgetController(BudgetSettings(BLOCK))
+    _run(controller, 1500, bs=8, accept_rate=0.0, verify_seconds=lambda n: 0.01 + 0.001 * n)
+    assert controller.backoff == controller.settings.max_backoff
+    back = _run(controller, 400, bs=8, accept_rate=0.95, verify_seconds=lambda n: 0.01 + 0.001 * n)
+    back_at = next(i for i in range(len(back) - 2) if PLAIN_WIDTH not in back[i:i + 3])
+    print(f"3 drafted steps in a row from step {back_at}; plain steps {back.count(PLAIN_WIDTH)} of 400")
+    assert back_at < 200 and back[-100:].count(PLAIN_WIDTH) < 10
+
+
 def test_probes_and_exploration_keep_trying_other_widths():
     controller = BudgetController(BudgetSettings(BLOCK, explore_share=0.3))
     widths = _run(controller, 120, bs=1, accept_rate=0.8, verify_seconds=lambda n: 0.02)
