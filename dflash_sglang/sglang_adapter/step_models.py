@@ -18,6 +18,7 @@ from sglang.srt.speculative.dflash_info import DFlashVerifyInput
 from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
 from sglang.srt.speculative.spec_utils import draft_tp_context
 
+from dflash_sglang.sglang_adapter.deferred_context import DeferredContext, batch_requests
 from dflash_sglang.sglang_adapter.draft_window import DraftWindow
 from dflash_sglang.sglang_adapter.plain_pass import VERIFY
 from dflash_sglang.sglang_adapter.recurrent_state import no_recurrent_state
@@ -43,6 +44,7 @@ class Runners:
     draft_layout: DraftParallelLayout = DraftParallelLayout(tp_group=None, attn_tp_size=1)
     ranks: RankAgreement | None = None
     plain_pass: str = VERIFY  # `auto`'s width-1 steps: SGLang's DECODE or TARGET_VERIFY forward (plain_pass.py)
+    deferred_context: DeferredContext | None = None  # `auto`'s width-1 steps: their drafter context, written late
 
 
 def block_slots(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, seq_lens: torch.Tensor,
@@ -63,6 +65,8 @@ class SGLangStepModels:
         self.target_logits = None  # [bs, blk, vocab] processed (what was sampled from), set by commit(): logprobs
 
     def draft(self, block: DraftBlock) -> Candidates:
+        if self.r.deferred_context is not None:
+            self.r.deferred_context.flush()  # the block attends to every committed token's context
         bs, blk = block.block_ids.shape
         req_to_token = self.r.target_worker.model_runner.req_to_token_pool.req_to_token
         self.slots = block_slots(req_to_token, self.batch.req_pool_indices, block.seq_lens, blk)
@@ -151,10 +155,9 @@ class SGLangStepModels:
         blk = candidates.tokens.shape[1]
         columns = torch.arange(blk, device=candidates.tokens.device)[None, :]  # [1, blk]
         keep = columns < acceptance.acceptance_lengths[:, None]  # [bs, blk] anchor + accepted drafts
-        self.r.draft_model.write_context_kv(
-            self.r.draft_runner.token_to_kv_pool,
-            target.target_features[keep],  # [n, n_feat*hidden]
-            candidates.positions[keep],  # [n]
-            self.slots[keep],  # [n]
-        )
+        context = (target.target_features[keep], candidates.positions[keep], self.slots[keep])  # [n, ...], [n], [n]
+        if blk == 1 and self.r.deferred_context is not None:  # plain decoding: written when a draft needs it
+            self.r.deferred_context.defer(batch_requests(self.batch), *context)
+        else:
+            self.r.draft_model.write_context_kv(self.r.draft_runner.token_to_kv_pool, *context)
         self.r.commit_recurrent_state(self.batch, acceptance.acceptance_lengths)

@@ -10,6 +10,8 @@ It returns a GenerationBatchResult whose rows are each request's accepted drafts
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from sglang.srt.managers.utils import GenerationBatchResult
@@ -25,6 +27,7 @@ from dflash_sglang import __version__
 from dflash_sglang.config import DFlashConfig
 from dflash_sglang.log import get_logger
 from dflash_sglang.sglang_adapter import draft_window
+from dflash_sglang.sglang_adapter.deferred_context import batch_requests, deferred_context_for
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
 from dflash_sglang.sglang_adapter.plain_pass import plain_pass_mode
@@ -116,15 +119,21 @@ class DFlashWorker(BaseSpecWorker):
             self.draft_graphs = init_draft_cuda_graphs(self._draft_worker, self.draft_runner, settings)
         if isinstance(self.verify, AutoVerify):  # after the target's own graphs, which decide it
             self.runners.plain_pass = plain_pass_mode(self.model_runner)
+            self.runners.deferred_context = deferred_context_for(
+                partial(self.runners.draft_model.write_context_kv, self.draft_runner.token_to_kv_pool))
 
     @property
     def spec_v2_attn_backends(self) -> tuple:
         return (self.model_runner.attn_backend, self.draft_runner.attn_backend)
 
     def forward_batch_generation(self, batch, on_publish=None, grammar_barrier=None, pp_proxy_tensors=None):
-        if batch.forward_mode.is_extend() or batch.is_extend_in_batch:
+        prefill = batch.forward_mode.is_extend() or batch.is_extend_in_batch
+        idle = not prefill and batch.forward_mode.is_idle()
+        if self.runners.deferred_context is not None:  # plain steps' context, before anyone reuses its slots
+            self.runners.deferred_context.before_step(None if prefill or idle else batch_requests(batch))
+        if prefill:
             result = self._prefill(batch)
-        elif batch.forward_mode.is_idle():
+        elif idle:
             result = self._idle()
         else:
             result = self._decode(batch, grammar_barrier)
