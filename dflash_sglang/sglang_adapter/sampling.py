@@ -36,4 +36,7 @@ def sampling_params(sampling_info, batch_size: int) -> SamplingParams:
         top_ps=sampling_info.top_ps.view(-1),  # [bs]
         min_ps=sampling_info.min_ps.view(-1),  # [bs]
         all_greedy=bool(sampling_info.is_all_greedy),
+        # host flags, kept as the batch changes (OR-ed on merge, never cleared on filter: at worst a sort for nothing)
+        may_filter=bool(sampling_info.need_top_k_sampling or sampling_info.need_top_p_sampling
+                        or sampling_info.need_min_p_sampling),
     )

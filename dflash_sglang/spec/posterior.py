@@ -18,6 +18,9 @@ class SamplingParams:
     top_ps: torch.Tensor  # [bs] in (0, 1]
     min_ps: torch.Tensor  # [bs] in [0, 1)
     all_greedy: bool
+    # whether any request may keep fewer tokens than the vocabulary; None: read the tensors (a host sync per
+    # call, two a step under the rejection rule). SGLang's batch knows it on the host (need_top_k_sampling ...)
+    may_filter: bool | None = None
 
     @staticmethod
     def make_dummy(temperatures: list[float], top_ks: list[int] | None = None, top_ps: list[float] | None = None,
@@ -71,5 +74,8 @@ def processed_probs(
 
 
 def filters_anything(params: SamplingParams, vocab: int) -> bool:
-    """Whether any request keeps fewer tokens than the whole vocabulary (one host sync)."""
+    """Whether any request keeps fewer tokens than the whole vocabulary (one host sync unless the caller
+    said it may not)."""
+    if params.may_filter is False:
+        return False
     return bool(((params.top_ks < vocab) | (params.top_ps < 1.0) | (params.min_ps > 0.0)).any())
