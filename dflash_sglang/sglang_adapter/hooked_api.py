@@ -42,9 +42,7 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.layers.sampler.apply_custom_logit_processor": ("logits", "sampling_batch_info", "num_tokens_in_batch"),
     "sglang.srt.layers.logprob_processor.compute_spec_logprobs": (
         "batch", "logits_output", "predict", "chain_stride"),
-    "sglang.srt.sampling.sampling_batch_info.SamplingBatchInfo": (
-        "vocab_size", "grammars", "acc_additive_penalties", "acc_scaling_penalties", "logit_bias",
-        "has_custom_logit_processor", "is_all_greedy", "temperatures"),
+    # SamplingBatchInfo: one entry under sampling.py (a second key here was silently dropped by the dict)
     "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.accept_token": ("self", "token"),
     "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.rollback": ("self", "k"),
     "sglang.srt.constrained.base_grammar_backend.BaseGrammarObject.fill_vocab_mask": ("self", "vocab_mask", "idx"),
@@ -120,9 +118,11 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
     "sglang.srt.runtime_context.get_parallel": (),
     "sglang.srt.utils.common.get_available_gpu_memory": ("device", "gpu_id"),
     "sglang.srt.managers.tp_worker.TpModelWorker.init_cuda_graphs": ("self", "capture_decode_cuda_graph"),
-    # sampling.py
+    # sampling.py; request_features.py, grammar_verify.py, spec_logprobs.py
     "sglang.srt.sampling.sampling_batch_info.SamplingBatchInfo": (
-        "temperatures", "top_ps", "top_ks", "min_ps", "is_all_greedy"),
+        "temperatures", "top_ps", "top_ks", "min_ps", "is_all_greedy", "need_top_k_sampling", "need_top_p_sampling",
+        "need_min_p_sampling", "vocab_size", "grammars", "acc_additive_penalties", "acc_scaling_penalties",
+        "logit_bias", "has_custom_logit_processor"),
     # step_models.py
     f"{_EXEC}.forward_batch_info.ForwardBatch": (
         "forward_mode", "batch_size", "input_ids", "req_pool_indices", "seq_lens", "out_cache_loc",

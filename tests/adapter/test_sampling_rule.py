@@ -25,6 +25,7 @@ class _Info:  # the fields of SGLang's SamplingBatchInfo that we read: row 0 gre
     top_ps = torch.tensor([1.0, 1.0])
     min_ps = torch.tensor([0.0, 0.0])
     is_all_greedy = False
+    need_top_k_sampling, need_top_p_sampling, need_min_p_sampling = True, False, False  # row 0's top_k of 1
 
 
 def test_builtin_sampling_verify_accepts_what_the_target_would_emit():
@@ -54,7 +55,9 @@ def test_builtin_hooks_reach_the_workers_names_and_take_its_call():
     logits = torch.full((4, 6), -50.0)
     logits[torch.arange(4), torch.tensor([1, 2, 3, 4])] = 50.0
     info = type("Info", (), {"temperatures": torch.ones(1, 1), "top_ks": torch.tensor([1 << 30]),
-                             "top_ps": torch.ones(1), "min_ps": torch.zeros(1), "is_all_greedy": False})()
+                             "top_ps": torch.ones(1), "min_ps": torch.zeros(1), "is_all_greedy": False,
+                             "need_top_k_sampling": False, "need_top_p_sampling": False,
+                             "need_min_p_sampling": False})()
     accepted, bonus = verify.around_correct_drafts_and_bonus(
         real_compute, candidates=candidates, next_token_logits=logits, sampling_info=info, max_top_k=None,
         uniform_top_k_value=None)

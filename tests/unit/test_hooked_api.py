@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from pathlib import Path
 
 from dflash_sglang.sglang_adapter import hooked_api
@@ -57,3 +58,13 @@ def test_checker_names_a_missing_parameter():
 def test_checker_names_a_value_where_a_callable_is_expected():
     [line] = hooked_api.problems({"os.sep": ("x",)})
     assert line == "os.sep: expected a callable with parameters ['x'], got a str"
+
+
+def test_no_hooked_name_is_listed_twice():
+    """A dict literal keeps the last of two equal keys: the first entry's fields were never checked."""
+    tree = ast.parse(Path(hooked_api.__file__).read_text())
+    table = next(node.value for node in ast.walk(tree)
+                 if isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == "HOOKED_API")
+    names = Counter(ast.literal_eval(key) if isinstance(key, ast.Constant) else ast.unparse(key)
+                                for key in table.keys)
+    assert [name for name, count in names.items() if count > 1] == []
