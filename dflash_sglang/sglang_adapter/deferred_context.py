@@ -16,12 +16,12 @@ The writes must land before anything reads or reuses their slots:
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import torch
 
 from dflash_sglang.log import get_logger
+from dflash_sglang.named_option import named_option
 
 CONTEXT_ENV = "DFLASH_SGLANG_PLAIN_CONTEXT"
 DEFERRED, IMMEDIATE = "deferred", "immediate"
@@ -63,10 +63,7 @@ class DeferredContext:
 
 def deferred_context_for(write: Write) -> DeferredContext | None:
     """The named option, once at start-up with one line: None means every step writes its own."""
-    asked = os.environ.get(CONTEXT_ENV, DEFERRED)
-    if asked not in (DEFERRED, IMMEDIATE):
-        raise ValueError(f"{CONTEXT_ENV}: expected {DEFERRED} or {IMMEDIATE}, got {asked!r}")
-    if asked == IMMEDIATE:
+    if named_option(CONTEXT_ENV, (DEFERRED, IMMEDIATE)) == IMMEDIATE:
         get_logger().info(CHOSEN_LINE, f"written every step ({CONTEXT_ENV}={IMMEDIATE})")
         return None
     get_logger().info(CHOSEN_LINE, f"written before the next draft pass, a change of batch or every "

@@ -17,7 +17,6 @@ which such a runner declines at width 1 and runs eagerly.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +25,7 @@ from sglang.srt.model_executor.forward_batch_info import CaptureHiddenMode, Forw
 from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
 
 from dflash_sglang.log import get_logger
+from dflash_sglang.named_option import named_option
 
 PLAIN_PASS_ENV = "DFLASH_SGLANG_PLAIN_PASS"
 DECODE, VERIFY = "decode", "verify"
@@ -34,10 +34,7 @@ CHOSEN_LINE = "DFLASH plain decoding steps: the target's %s pass (%s)"
 
 def plain_pass_mode(model_runner) -> str:
     """DECODE or VERIFY, once at start-up, with one line saying which and why."""
-    asked = os.environ.get(PLAIN_PASS_ENV, DECODE)
-    if asked not in (DECODE, VERIFY):
-        raise ValueError(f"{PLAIN_PASS_ENV}: expected {DECODE} or {VERIFY}, got {asked!r}")
-    if asked == VERIFY:
+    if named_option(PLAIN_PASS_ENV, (DECODE, VERIFY)) == VERIFY:
         get_logger().info(CHOSEN_LINE, "TARGET_VERIFY", f"{PLAIN_PASS_ENV}={VERIFY}")
         return VERIFY
     if getattr(model_runner, "decode_cuda_graph_runner", None) is not None:

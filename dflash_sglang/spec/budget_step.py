@@ -4,10 +4,11 @@ Every width is lossless on its own: width W verifies the anchor and the first W-
 drafted block, so the target's tokens decide exactly as in the full chain, only fewer of them can be
 accepted; width 1 verifies the anchor alone, which is a plain decode step (the drafter does not run,
 and the commit still writes the anchor's drafter context K/V from the target's features, before the
-next draft pass reads it, so later draft passes see the whole context). The drafter always drafts its full block: it was trained on
-blocks of that size and its attention inside the block is non-causal. A width past the block is a
-DDTree of that many tokens per request built from the same draft pass (spec/tree_*.py), lossless by
-its walk; a batch the tree cannot serve (logit features, logprobs, a full KV pool) takes the full chain.
+next draft pass reads it, so later draft passes see the whole context). The drafter always drafts its
+full block: it was trained on blocks of that size and its attention inside the block is non-causal. A
+width past the block is a DDTree of that many tokens per request built from the same draft pass
+(spec/tree_*.py), lossless by its walk; a batch the tree cannot serve (logit features, logprobs, a
+full KV pool) takes the full chain.
 """
 
 from __future__ import annotations
