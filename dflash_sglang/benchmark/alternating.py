@@ -7,7 +7,8 @@ On a shared machine the load drifts over minutes, so a method's tok/s is only co
 measured in the same minutes. For each method, AR's server and the method's are up together (this
 machine holds two servers at a time: one AR server stays up, the methods' servers take turns); every
 round runs each temperature x concurrency cell on both, in alternating order. Speedup is the method's
-tok/s over its own AR's, over all rounds. τ does not depend on load. `dflash-point-mass` is our worker
+tok/s over its own AR's, over all rounds; `round_speedups` in the JSON has each round's ratio with their
+median and range. τ does not depend on load. `dflash-point-mass` is our worker
 with DFLASH_SGLANG_SAMPLING_RULE=point-mass; `dflash-auto` is our worker with a per-step verify width
 (`--speculative-dflash-tree-budget auto`), which may fall back to plain decoding.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -88,6 +90,22 @@ def _merge(runs: list[RunRecord]) -> list[RunRecord]:
     return list(merged.values())
 
 
+def round_speedups(runs: list[RunRecord], method: str, baseline: str) -> list[dict]:
+    """Per temperature x concurrency: the method's tok/s over the baseline's in each round (both servers
+    measured in the same minutes), with their median and range: the spread the pooled speedup hides."""
+    tok_s: dict[tuple, list[float]] = {}
+    for run in runs:  # in round order: every round appends one run per cell and server
+        tok_s.setdefault((run.dataset, run.concurrency, run.method), []).append(summarize(run).output_tok_s)
+    cells = []
+    for (dataset, c, name), ours in tok_s.items():
+        if name != method:
+            continue
+        ratios = [o / b for o, b in zip(ours, tok_s[(dataset, c, baseline)])]
+        cells.append({"dataset": dataset, "concurrency": c, "speedups": ratios,
+                      "median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)})
+    return cells
+
+
 def markdown_table(phases: dict[str, list[RunStats]], baseline: str = "ar") -> str:
     name = LABELS[baseline].split(" (")[0] if baseline == "ar" else LABELS[baseline]
     lines = [f"| T | c | method | tok/s | {name} tok/s (same minutes) | speedup vs {name} | τ |",
@@ -142,13 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         for server in (base, first):
             server.wait_ready()
         warm_up(base.base_url, prompts, config.warmup_requests, config.max_new_tokens)
+        rounds: dict[str, list[dict]] = {}
         for i, method in enumerate(methods):
-            runs = _merge(_phase(config, (args.baseline, base), method, prompts, temperatures, args.rounds, log_dir,
-                                 server=first if i == 0 else None))
-            phases[method] = with_speedups([summarize(r) for r in runs], baseline=args.baseline)
+            runs = _phase(config, (args.baseline, base), method, prompts, temperatures, args.rounds, log_dir,
+                          server=first if i == 0 else None)
+            rounds[method] = round_speedups(runs, method, args.baseline)
+            phases[method] = with_speedups([summarize(r) for r in _merge(runs)], baseline=args.baseline)
             # Written after every phase: a run cut short keeps what it measured.
             write_json(config.output, {**meta, "phases": {m: [dataclasses.asdict(s) for s in st]
-                                                          for m, st in phases.items()}})
+                                                          for m, st in phases.items()},
+                                       "round_speedups": rounds})
     finally:
         for server in started:
             server.stop()

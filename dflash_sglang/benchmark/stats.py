@@ -1,9 +1,11 @@
 """The benchmark's statistics: pure functions of RunRecords, no I/O.
 
 Acceptance length τ is the number of tokens a verify step commits (accepted drafts + the bonus token),
-pooled over every verify step of a run: Σ tokens / Σ steps. It comes from SGLang's per-request
-histogram of correct drafts per step, which every speculative method (ours, builtin DFLASH, NGRAM)
-reports, so τ means the same for all of them. The first token, sampled by prefill, is no verify
+pooled over every verify step of a run: Σ tokens / Σ steps. It comes from our worker's per-step lists
+where every response carries them, else from SGLang's per-request histogram of correct drafts per step,
+which every speculative method (ours, builtin DFLASH, NGRAM) reports; the two agree step for step except
+on `auto`'s plain runs (several plain passes in one scheduler step), which the histogram takes for one
+step of accepted drafts and our lists count as one step per pass. The first token, sampled by prefill, is no verify
 step's and is left out; SGLang's own `spec_accept_length` (completion tokens / verify steps) counts it,
 and is reported beside τ as `tau_sglang`. Our worker's per-step lists, when a response carries them
 (SGLang 0.5.23 leaves them out of streamed responses), give `tau_steps` as a cross-check.
@@ -115,10 +117,24 @@ def tau_from_steps(requests: tuple[RequestRecord, ...]) -> float | None:
     return sum(lengths) / len(lengths)
 
 
+def step_length_counts(requests: tuple[RequestRecord, ...], block_size: int) -> list[int] | None:
+    """Our worker's per-step lists as counts indexed by acceptance length − 1; None unless every request
+    carries them."""
+    if not requests or not all(r.acceptance_lengths for r in requests):
+        return None
+    lengths = [length for r in requests for length in r.acceptance_lengths]
+    counts = [0] * max(block_size, *lengths)
+    for length in lengths:
+        counts[length - 1] += 1
+    return counts
+
+
 def _acceptance(run: RunRecord) -> dict:
     if run.block_size is None:  # AR
         return {"tau": 1.0}
-    counts = length_counts(run.requests, run.block_size)
+    # Ours first: SGLang's histogram counts a plain run of `auto` (several target passes in one scheduler
+    # step, spec/plain_run.py) as one step with its tokens as accepted drafts; our lists count each pass.
+    counts = step_length_counts(run.requests, run.block_size) or length_counts(run.requests, run.block_size)
     steps = sum(counts)
     return {
         "verify_steps": steps,

@@ -18,8 +18,8 @@ import time
 import torch
 
 from dflash_sglang.log import get_logger, log_once
-from dflash_sglang.sglang_adapter.step_stats import WIDTH_KEY
-from dflash_sglang.spec.budget_controller import BudgetController, BudgetSettings
+from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY, WIDTH_KEY
+from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, BudgetSettings
 from dflash_sglang.spec.budget_step import BudgetedStep, BudgetedStepper
 from dflash_sglang.spec.step import StepInput
 from dflash_sglang.spec.types import PLACEHOLDER_TOKEN_ID, Acceptance
@@ -30,6 +30,7 @@ STARTED_LINE = "DFLASH verify budget: auto, one width per batch step among %s (1
 STATE_EVERY = 256  # steps between two state lines (DFLASH_SGLANG_LOG_LEVEL=DEBUG)
 STATE_LINE = ("DFLASH verify budget after %d steps: widths {%s}; %s; greedy calibration (score->rate(n)) %s; "
               "chain realisation (width:factor) %s; tree gains %s")
+FIRST_RUN_LINE = "DFLASH verify budget: first plain run, %d target passes in one scheduler step"
 KEPT_LINE = "DFLASH verify budget: auto asked for, but the launch has %s: the chain of %d tokens is used"
 
 
@@ -40,8 +41,8 @@ class WidthMetrics:
         self.counter = Counter(WIDTH_METRIC, "DFLASH decode steps by verify width (tokens per request; "
                                              "1 = plain decoding)", labelnames=["width"])
 
-    def observe(self, width: int) -> None:
-        self.counter.labels(width=str(width)).inc()
+    def observe(self, width: int, passes: int = 1) -> None:
+        self.counter.labels(width=str(width)).inc(passes)  # a plain run counts each of its passes
 
 
 def step_clock(device: str):
@@ -87,23 +88,27 @@ class AutoBudget:
         self.width_counts: dict[int, int] = {}  # since the last state line
         get_logger().info(STARTED_LINE, list(self.settings.widths))
 
-    def step(self, models, step: StepInput, return_logprob: bool = False) -> Acceptance:
+    def step(self, models, step: StepInput, return_logprob: bool = False, plain_run: int = 1) -> Acceptance:
         """One decode batch; `models` is a BudgetStepModels. The acceptance comes back in the block's
-        layout, and with `return_logprob` the processed logits too (`models.target_logits`)."""
+        layout, and with `return_logprob` the processed logits too (`models.target_logits`). `plain_run`:
+        target passes of a plain step (spec/plain_run.py); one with logprobs, which cover one token."""
         start = time.perf_counter()
         if self._last_end is not None and start - self._last_end < IDLE_GAP_SECONDS:
             self.stepper.controller.observe_between(start - self._last_end)
         # the tree's verify reads no chain-shaped logits for logprobs (tree_route.py)
-        self.last = self.stepper.step(models, step, trees=not return_logprob)
-        self.width_counts[self.last.width] = self.width_counts.get(self.last.width, 0) + 1
+        self.last = self.stepper.step(models, step, trees=not return_logprob,
+                                      plain_run_length=1 if return_logprob else plain_run)
+        self.width_counts[self.last.width] = self.width_counts.get(self.last.width, 0) + self.last.passes
         self._last_end = time.perf_counter()
         if self.metrics is not None:
-            self.metrics.observe(self.last.width)
+            self.metrics.observe(self.last.width, self.last.passes)
         self.steps += 1
         if self.steps % STATE_EVERY == 0:
             self._log_state(step.anchors.shape[0])
         log_once("auto-budget-first-step", "DFLASH verify budget: first step at width %d (%s)",
                  self.last.width, self.last.plan.reason)
+        if self.last.passes > 1:
+            log_once("auto-budget-first-run", FIRST_RUN_LINE, self.last.passes)
         if return_logprob:
             models.target_logits = pad_positions(models.target_logits, self.block_size)
         return pad_acceptance(self.last.acceptance, self.block_size)
@@ -116,10 +121,15 @@ class AutoBudget:
                            stepper.calibration.greedy.describe(), stepper.realisation.describe(),
                            stepper.tree_gain.gain)
 
-    def step_info(self, batch_size: int) -> dict[str, list[int]]:
-        """The last step's width for each request, for `customized_info` (step_stats.py)."""
+    def step_info(self, batch_size: int) -> dict[str, list]:
+        """The last step's width for each request, for `customized_info` (step_stats.py). A plain run
+        reports each of its passes as a step of width 1 that committed one token: its tokens came from
+        as many target forwards, and a length of `passes` would read as accepted drafts."""
         assert self.last is not None
-        return {WIDTH_KEY: [self.last.width] * batch_size}
+        if self.last.passes == 1:
+            return {WIDTH_KEY: [self.last.width] * batch_size}
+        ones = [PLAIN_WIDTH] * self.last.passes
+        return {ACCEPTANCE_KEY: [ones] * batch_size, WIDTH_KEY: [ones] * batch_size}
 
 
 def tree_widths(max_tokens: int, block_size: int, page_size: int) -> tuple[int, ...]:

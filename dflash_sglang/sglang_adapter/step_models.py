@@ -44,6 +44,7 @@ class Runners:
     draft_layout: DraftParallelLayout = DraftParallelLayout(tp_group=None, attn_tp_size=1)
     ranks: RankAgreement | None = None
     plain_pass: str = VERIFY  # `auto`'s width-1 steps: SGLang's DECODE or TARGET_VERIFY forward (plain_pass.py)
+    plain_run: int = 1  # `auto`'s width-1 steps: target passes per scheduler step (spec/plain_run.py)
     deferred_context: DeferredContext | None = None  # `auto`'s width-1 steps: their drafter context, written late
 
 
@@ -152,12 +153,21 @@ class SGLangStepModels:
         if self.r.ranks is not None:
             self.r.ranks.acceptance(acceptance)  # in place: the worker returns rank 0's decision on every rank
         self.target_logits = target.logits
-        blk = candidates.tokens.shape[1]
-        columns = torch.arange(blk, device=candidates.tokens.device)[None, :]  # [1, blk]
-        keep = columns < acceptance.acceptance_lengths[:, None]  # [bs, blk] anchor + accepted drafts
-        context = (target.target_features[keep], candidates.positions[keep], self.slots[keep])  # [n, ...], [n], [n]
-        if blk == 1 and self.r.deferred_context is not None:  # plain decoding: written when a draft needs it
-            self.r.deferred_context.defer(batch_requests(self.batch), *context)
+        if candidates.tokens.shape[1] == 1 and self.r.deferred_context is not None:
+            # plain decoding commits every row's anchor; written when a draft needs it, so the features are
+            # copied out of a buffer the next forward may reuse
+            self.r.deferred_context.defer(batch_requests(self.batch), target.target_features[:, 0].clone(),
+                                          candidates.positions[:, 0], self.slots[:, 0])
         else:
-            self.r.draft_model.write_context_kv(self.r.draft_runner.token_to_kv_pool, *context)
+            self.r.draft_model.write_context_kv(self.r.draft_runner.token_to_kv_pool, *_committed(
+                candidates, acceptance, target, self.slots))
         self.r.commit_recurrent_state(self.batch, acceptance.acceptance_lengths)
+
+
+def _committed(candidates: Candidates, acceptance: Acceptance, target: TargetOutput,
+               slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The committed tokens' target features [n, n_feat*hidden], positions [n] and slots [n]: each row's
+    anchor and accepted drafts."""
+    columns = torch.arange(candidates.tokens.shape[1], device=candidates.tokens.device)[None, :]  # [1, blk]
+    keep = columns < acceptance.acceptance_lengths[:, None]  # [bs, blk]
+    return target.target_features[keep], candidates.positions[keep], slots[keep]

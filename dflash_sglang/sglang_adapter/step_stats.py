@@ -23,9 +23,13 @@ HISTOGRAM = "sglang.srt.managers.schedule_batch.Req.update_spec_correct_drafts_h
 PENDING_ATTR = "_dflash_sglang_step_length"  # on a Req: its last step's length, until collected
 
 
-def token_aligned(previous: list, num_output_tokens: int, step_length: int) -> list:
-    """`previous` padded with None up to the step's last output token, which holds the step's length."""
-    return previous + [None] * max(num_output_tokens - len(previous) - 1, 0) + [step_length]
+def token_aligned(previous: list, num_output_tokens: int, step_length: int | list[int]) -> list:
+    """`previous` padded with None up to the step's last output token, which holds the step's length.
+    A list holds one value per target pass of a plain run (budget_auto.py), each pass's at its own token;
+    a run cut short by a stop keeps the values of the tokens that are visible."""
+    values = step_length if isinstance(step_length, list) else [step_length]
+    aligned = previous + [None] * max(num_output_tokens - len(previous) - len(values), 0) + values
+    return aligned[: max(num_output_tokens, len(previous) + 1)]
 
 
 def collect_customized_info(original, processor, i, req, logits_output):
@@ -43,10 +47,10 @@ def collect_customized_info(original, processor, i, req, logits_output):
     finally:
         info.update(per_step)
     for key, values in per_step.items():
-        record_step(req, int(values[i]), key)
+        record_step(req, values[i], key)
 
 
-def record_step(req, step_length: int, key: str = ACCEPTANCE_KEY) -> None:
+def record_step(req, step_length: int | list[int], key: str = ACCEPTANCE_KEY) -> None:
     if req.customized_info is None:
         req.customized_info = {}
     previous = req.customized_info.get(key, [])

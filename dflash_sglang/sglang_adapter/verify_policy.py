@@ -10,11 +10,13 @@ decode step has one path whatever the flag says.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 from dflash_sglang.sglang_adapter import tree_route
 from dflash_sglang.sglang_adapter.budget_auto import AutoBudget
 from dflash_sglang.sglang_adapter.budget_models import BudgetStepModels
+from dflash_sglang.sglang_adapter.plain_pass import first_tokens_streamed, max_lengths
 from dflash_sglang.sglang_adapter.step_models import Runners, SGLangStepModels
 from dflash_sglang.sglang_adapter.tree_models import SGLangTreeModels
 from dflash_sglang.spec.step import StepInput
@@ -46,7 +48,10 @@ class AutoVerify:
 
     def step(self, runners: Runners, batch, step: StepInput) -> tuple[SGLangStepModels, Acceptance]:
         models = BudgetStepModels(runners, batch)
-        return models, self.auto.step(models, step, bool(batch.return_logprob))
+        run = runners.plain_run if first_tokens_streamed(batch) else 1
+        if run > 1:
+            step = replace(step, max_lengths=max_lengths(batch))
+        return models, self.auto.step(models, step, bool(batch.return_logprob), run)
 
     def step_info(self, batch_size: int) -> dict[str, list[int]]:
         return self.auto.step_info(batch_size)

@@ -30,7 +30,7 @@ from dflash_sglang.sglang_adapter import draft_window
 from dflash_sglang.sglang_adapter.deferred_context import batch_requests, deferred_context_for
 from dflash_sglang.sglang_adapter.draft_graphs import init_draft_cuda_graphs, read_settings
 from dflash_sglang.sglang_adapter.drafter_config import drafter_config_scope
-from dflash_sglang.sglang_adapter.plain_pass import plain_pass_mode
+from dflash_sglang.sglang_adapter.plain_pass import plain_pass_mode, plain_run_length
 from dflash_sglang.sglang_adapter.recurrent_state import RecurrentStateCommit
 from dflash_sglang.sglang_adapter.request_features import logit_features, remember_step
 from dflash_sglang.sglang_adapter.sampling import sampling_params, sampling_rule
@@ -119,6 +119,7 @@ class DFlashWorker(BaseSpecWorker):
             self.draft_graphs = init_draft_cuda_graphs(self._draft_worker, self.draft_runner, settings)
         if isinstance(self.verify, AutoVerify):  # after the target's own graphs, which decide it
             self.runners.plain_pass = plain_pass_mode(self.model_runner)
+            self.runners.plain_run = plain_run_length(self.runners.plain_pass, self.block_size)
             self.runners.deferred_context = deferred_context_for(
                 partial(self.runners.draft_model.write_context_kv, self.draft_runner.token_to_kv_pool))
 

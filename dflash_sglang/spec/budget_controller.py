@@ -97,8 +97,9 @@ class BudgetController:
         share = self.settings.explore_share / self.backoff
         return self.since_explore * share >= cost * (1.0 - share)
 
-    def plan(self, batch_size: int) -> Plan:
-        plan = self._plan(batch_size)
+    def plan(self, batch_size: int, plain_run: int = 1) -> Plan:
+        """`plain_run`: target passes a plain step of this batch would run (spec/plain_run.py)."""
+        plan = self._plan(batch_size, plain_run)
         if plan.reason == "plain" and self._last_reason == "probe":
             self.backoff = min(2.0 * self.backoff, self.settings.max_backoff)
         elif plan.reason == "chosen":
@@ -106,14 +107,14 @@ class BudgetController:
         self._last_reason = plan.reason
         return plan
 
-    def _plan(self, batch_size: int) -> Plan:
+    def _plan(self, batch_size: int, plain_run: int) -> Plan:
         if self.drafted_steps < len(self.settings.widths) or not self.costs.ready:
             return Plan(True, self._next_turn(), "warm-up")
         if self._explore_due(batch_size):
             return Plan(True, self._next_turn(), "explore")
         if self._probe_due(batch_size):
             return Plan(True, self.settings.block_size, "probe")
-        plain = batch_size / self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False)
+        plain = batch_size * plain_run / self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=plain_run)
         known = {w: e.value * batch_size for w, e in self.expected.items() if e.value is not None}
         if known and plain >= max(self._rates(known, batch_size).values()):
             return Plan(False, PLAIN_WIDTH, "plain")

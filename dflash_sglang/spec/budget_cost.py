@@ -157,11 +157,12 @@ class StepTiming:
     width: int  # verify tokens per request
     drafted: bool  # whether the drafter's block pass ran
     draft_seconds: float  # the block pass (0 when not drafted)
-    verify_seconds: float  # the target's verify pass, accept and commit
+    verify_seconds: float  # the target's verify pass, accept and commit (all passes of a plain run)
+    passes: int = 1  # target passes: a plain run's length (spec/plain_run.py), else 1
 
     @staticmethod
-    def make_dummy(batch_size: int = 1, width: int = 4, drafted: bool = True) -> "StepTiming":
-        return StepTiming(batch_size, width, drafted, 0.01 if drafted else 0.0, 0.02)
+    def make_dummy(batch_size: int = 1, width: int = 4, drafted: bool = True, passes: int = 1) -> "StepTiming":
+        return StepTiming(batch_size, width, drafted, 0.01 if drafted else 0.0, 0.02 * passes, passes)
 
 
 class StepCosts:
@@ -198,12 +199,14 @@ class StepCosts:
         if timing.drafted:
             self.draft.observe(timing.batch_size, timing.draft_seconds)
         tokens = timing.batch_size * timing.width
-        self._fit(timing.width).observe_batch(timing.batch_size, tokens, timing.verify_seconds)
+        self._fit(timing.width).observe_batch(timing.batch_size, tokens, timing.verify_seconds / timing.passes)
 
     def observe_between(self, seconds: float) -> None:
         self.between.observe(seconds)
 
-    def seconds(self, batch_size: int, width: int, drafted: bool) -> float:
-        """Predicted wall time of a step (needs `ready`)."""
+    def seconds(self, batch_size: int, width: int, drafted: bool, passes: int = 1) -> float:
+        """Predicted wall time of a step (needs `ready`); `passes` > 1: a plain run of that many target
+        passes, which shares one stretch of scheduler time between them."""
         draft = self.draft(batch_size) if drafted else 0.0
-        return (self.between.value or 0.0) + draft + self._verify(width).plane()(batch_size, batch_size * width)
+        verify = self._verify(width).plane()(batch_size, batch_size * width)
+        return (self.between.value or 0.0) + draft + passes * verify

@@ -4,7 +4,8 @@ Every width is lossless on its own: width W verifies the anchor and the first W-
 drafted block, so the target's tokens decide exactly as in the full chain, only fewer of them can be
 accepted; width 1 verifies the anchor alone, which is a plain decode step (the drafter does not run,
 and the commit still writes the anchor's drafter context K/V from the target's features, before the
-next draft pass reads it, so later draft passes see the whole context). The drafter always drafts its
+next draft pass reads it, so later draft passes see the whole context); a plain step may run several
+such passes in a row before the scheduler takes over (spec/plain_run.py). The drafter always drafts its
 full block: it was trained on blocks of that size and its attention inside the block is non-causal. A
 width past the block is a DDTree of that many tokens per request built from the same draft pass
 (spec/tree_*.py), lossless by its walk; a batch the tree cannot serve (logit features, logprobs, a
@@ -25,18 +26,18 @@ from dflash_sglang.spec.budget_cost import StepTiming
 from dflash_sglang.spec.budget_estimate import RowCalibration, TreeGain, chain_expected_tokens, draft_scores
 from dflash_sglang.spec.chain_realisation import ChainRealisation
 from dflash_sglang.spec.logit_processing import process_logits
+from dflash_sglang.spec.plain_run import PlainRunModels, plain_run, run_length
 from dflash_sglang.spec.posterior import posterior_tokens
-from dflash_sglang.spec.rules import POINT_MASS, accept_verified, draw_drafts
+from dflash_sglang.spec.rules import accept_verified, draw_drafts
 from dflash_sglang.spec.step import StepInput, StepModels, TargetOutput
 from dflash_sglang.spec.tree_accept import walk_tree
 from dflash_sglang.spec.tree_build import build_tree
 from dflash_sglang.spec.tree_types import DraftTree, TreeAcceptance
-from dflash_sglang.spec.types import Acceptance, Candidates, DraftBlock
+from dflash_sglang.spec.types import Acceptance, Candidates
 
 
-class BudgetModels(StepModels, Protocol):
-    def reserve_block(self, block: DraftBlock) -> None:
-        """Whatever `draft` prepares for `verify` and `commit` (the block's KV slots), without drafting."""
+class BudgetModels(StepModels, PlainRunModels, Protocol):
+    pass
 
 
 class BudgetTreeModels(BudgetModels, Protocol):  # spec/tree_step.py's TreeStepModels, plus the tree's slots
@@ -53,9 +54,10 @@ class BudgetTreeModels(BudgetModels, Protocol):  # spec/tree_step.py's TreeStepM
 class BudgetedStep:
     """What one budgeted step did."""
 
-    acceptance: Acceptance  # out_tokens [bs, width]
+    acceptance: Acceptance  # out_tokens [bs, width], or [bs, passes] for a plain run
     width: int  # verify tokens per request
     plan: Plan
+    passes: int = 1  # target passes: a plain run's length (spec/plain_run.py), else 1
 
     @staticmethod
     def make_dummy(accepted: list[int], bonus: list[int], width: int) -> "BudgetedStep":
@@ -72,11 +74,6 @@ def truncate(candidates: Candidates, width: int) -> Candidates:
         draft_logits=None if candidates.draft_logits is None else candidates.draft_logits[:, :drafts],
         draft_probs=None if candidates.draft_probs is None else candidates.draft_probs[:, :drafts],
     )
-
-
-def anchor_only(block: DraftBlock) -> Candidates:
-    """Plain decoding's candidates: the anchor alone ([bs, 1])."""
-    return Candidates(tokens=block.block_ids[:, :1], positions=block.positions[:, :1])
 
 
 @dataclass(frozen=True)
@@ -116,17 +113,18 @@ class BudgetedStepper:
         return expected, ChainEstimate(scores, per_request)
 
     def step(self, models: BudgetModels, step: StepInput, generator: torch.Generator | None = None,
-             trees: bool = True) -> BudgetedStep:
+             trees: bool = True, plain_run_length: int = 1) -> BudgetedStep:
         """`trees`: whether this batch may verify a tree (no logit features, no logprobs: the tree's
-        verify skips them), else widths past the chain become the full chain."""
+        verify skips them), else widths past the chain become the full chain. `plain_run_length`: target
+        passes of a plain step (spec/plain_run.py; 1 for a batch with logit features or logprobs)."""
         block = make_draft_block(step.anchors, step.seq_lens, step.block_size, step.mask_token_id)
         bs, greedy_rows = block.batch_size, step.sampling.top_ks <= 1  # [bs]
         start = self.clock()
-        plan = self.controller.plan(bs)
+        run = run_length(plain_run_length, step.seq_lens, step.max_lengths) if step.features is None else 1
+        plan = self.controller.plan(bs, run)
         if not plan.drafted:
-            models.reserve_block(block)
-            acceptance = _verify_chain(models, step, anchor_only(block), POINT_MASS, generator)
-            return self._done(BudgetedStep(acceptance, PLAIN_WIDTH, plan), start, start)
+            acceptance = plain_run(models, step, block, run, generator)
+            return self._done(BudgetedStep(acceptance, PLAIN_WIDTH, plan, passes=run), start, start)
         candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
         trees = trees and step.features is None and bool(self.controller.settings.tree_widths)
         expected, estimate = self.expected_tokens(candidates, greedy_rows, trees)
@@ -150,7 +148,7 @@ class BudgetedStepper:
     def _done(self, result: BudgetedStep, start: float, drafted_at: float) -> BudgetedStep:
         bs = result.acceptance.accepted.shape[0]
         self.controller.observe(StepTiming(bs, result.width, result.plan.drafted, drafted_at - start,
-                                           self.clock() - drafted_at))
+                                           self.clock() - drafted_at, result.passes))
         return result
 
 

@@ -47,6 +47,7 @@ class StepInput:
     mask_token_id: int
     rule: str = REJECTION  # accept rule for sampled requests (spec/rules.py)
     features: LogitFeatures | None = None  # penalties, grammars, bias (spec/logit_processing.py); None: off
+    max_lengths: torch.Tensor | None = None  # [bs] prompt + max_new_tokens: bounds a plain run (spec/plain_run.py)
 
     @staticmethod
     def make_dummy(anchors: list[int], seq_lens: list[int], block_size: int = 4, mask_token_id: int = 2) -> "StepInput":

@@ -55,3 +55,29 @@ def test_widths_are_counted_in_prometheus(auto_server, prompts):
     assert counts, "sglang:dflash_verify_width_steps_total not exported"
     assert set(counts) == ALLOWED  # warm-up tries every width
     assert counts.get(BLOCK, 0) > 0
+
+
+def test_a_stop_or_the_length_limit_inside_a_plain_run_ends_the_request_there(auto_server, prompts):
+    """Sampled requests from 8 clients: `auto` decodes them mostly in plain runs (spec/plain_run.py), each of
+    up to a block of tokens in one scheduler step. A run that passes a request's max_new_tokens or samples
+    its stop token must end the request exactly there, as a verified block does."""
+    first = generate_many(auto_server.base_url, prompts[:16], 13, 8, temperature=1.0, ignore_eos=True)
+    assert [r["meta_info"]["completion_tokens"] for r in first] == [13] * 16  # 13: no multiple of the block
+    tokens = [t for r in first for t in r["output_ids"][1:]]
+    stop = max(set(tokens), key=tokens.count)  # a token these requests sample often
+    results = generate_many(auto_server.base_url, prompts[:16], 40, 8, temperature=1.0, stop_token_ids=[stop])
+    stopped = 0
+    for r in results:
+        out, reason = r["output_ids"], r["meta_info"]["finish_reason"]
+        assert len(out) == r["meta_info"]["completion_tokens"] <= 40
+        if reason.get("matched") == stop:
+            stopped += 1
+            assert out[-1] == stop and stop not in out[:-1], (out, reason)
+        else:
+            assert stop not in out, (out, reason)
+    assert stopped >= 4, f"only {stopped} of 16 requests met token {stop}"
+    widths = [w for r in first + results for w in r["meta_info"].get(WIDTHS, [])]  # none: stopped at prefill
+    print(f"stop token {stop}: {stopped} of 16 stopped on it; plain passes {widths.count(1)} of {len(widths)} steps")
+    assert widths.count(1) > len(widths) / 2  # mostly plain decoding: the runs are what this test exercises
+    assert "first plain run" in auto_server.log_text()
+    assert not leak_reports(auto_server)

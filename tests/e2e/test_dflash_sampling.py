@@ -125,3 +125,4 @@ def test_auto_keeps_the_distribution(module_servers, vocab_pair, ar_samples):
     print(f"auto widths {sorted(set(widths))}")
     assert 1 in widths and BLOCK in widths  # plain decoding and the full chain both produced these tokens
     assert "the target's DECODE pass" in auto.log_text()
+    assert "first plain run" in auto.log_text()  # several plain passes in one step produced some of them

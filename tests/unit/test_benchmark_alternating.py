@@ -26,3 +26,17 @@ def test_rounds_merge_and_speedup_is_over_the_same_phases_ar():
     assert stats[1].speedup == 2.0 and stats[1].tau == 1.5
     table = markdown_table({"dflash": stats})
     assert "| 1 | 1 | DFLASH (ours, rejection) | 10.0 | 5.0 | 2.00× | 1.50 |" in table
+
+
+def test_each_rounds_speedup_is_over_the_ar_of_the_same_round():
+    """Round 1: 10 vs 10 tok/s; round 2: 10 vs 2.5 tok/s; round 3: 10 vs 5. Pooled, AR made 30 tokens in 7 s;
+    per round the ratios are 1, 4 and 2, median 2."""
+    from dflash_sglang.benchmark.alternating import round_speedups
+
+    runs = []
+    for ar_wall in (1.0, 4.0, 2.0):
+        runs += [RunRecord("T=1", "ar", 8, ar_wall, (_request(10),)),
+                 RunRecord("T=1", "dflash", 8, 1.0, (_request(10, (1, 1)),), block_size=4)]
+    [cell] = round_speedups(runs, "dflash", "ar")
+    assert cell["speedups"] == [1.0, 4.0, 2.0] and (cell["median"], cell["min"], cell["max"]) == (2.0, 1.0, 4.0)
+    assert (cell["dataset"], cell["concurrency"]) == ("T=1", 8)

@@ -88,6 +88,17 @@ def test_tau_from_our_per_step_lists_when_every_request_has_one():
     assert stats.tau_from_steps(both) == pytest.approx(9 / 4)  # (1 + 2 + 4 + 2) / 4 steps
 
 
+def test_a_plain_run_counts_as_one_step_per_pass_where_our_lists_say_so():
+    """`auto`'s plain run of 4 passes: SGLang's histogram saw one step with 3 correct drafts, our list four
+    steps of 1. The summary's tau and histogram follow our lists; tau_sglang stays SGLang's."""
+    run_req = RequestRecord(0, 1.0, (0.1, 0.5), (1, 4), 5, spec_verify_ct=1, correct_drafts_histogram=(0, 0, 0, 1),
+                            acceptance_lengths=(1, 1, 1, 1))
+    spec = stats.summarize(RunRecord("humaneval", "dflash", 1, wall_s=1.0, requests=(run_req,), block_size=BLOCK))
+    assert spec.tau == pytest.approx(1.0) and spec.verify_steps == 4
+    assert spec.tau_histogram[0] == pytest.approx(1.0)
+    assert stats.length_counts((run_req,), BLOCK)[3] == 1  # what SGLang's histogram alone would say
+
+
 def test_no_speedup_without_a_baseline_at_that_concurrency():
     other_c = RunRecord("humaneval", "ar", 8, wall_s=1.0, requests=(AR_REQ,))
     out = stats.with_speedups([stats.summarize(SPEC_RUN), stats.summarize(other_c)])

@@ -55,3 +55,54 @@ def test_plain_steps_take_the_decode_forward_only_where_no_decode_graph_could_re
     monkeypatch.setenv(PLAIN_PASS_ENV, "fast")
     with pytest.raises(ValueError, match="expected decode or verify, got 'fast'"):
         plain_pass_mode(SimpleNamespace(decode_cuda_graph_runner=None))
+
+
+def test_a_plain_run_is_the_block_unless_asked_or_the_pass_cannot_run_it():
+    from dflash_sglang.sglang_adapter.plain_pass import PLAIN_RUN_ENV, plain_run_length
+
+    assert plain_run_length(DECODE, 8, environ={}) == 8
+    assert plain_run_length(DECODE, 8, environ={PLAIN_RUN_ENV: "3"}) == 3
+    assert plain_run_length(VERIFY, 8, environ={}) == 1  # TARGET_VERIFY reads the prefix from seq_lens
+    for bad in ("0", "9", "two", "-1"):
+        with pytest.raises(ValueError, match=f"expected an integer from 1 to the block size 8, got '{bad}'"):
+            plain_run_length(DECODE, 8, environ={PLAIN_RUN_ENV: bad})
+
+
+def test_a_plain_run_reports_one_step_of_width_one_per_pass():
+    from dflash_sglang.sglang_adapter.budget_auto import AutoBudget
+    from dflash_sglang.sglang_adapter.step_stats import ACCEPTANCE_KEY, WIDTH_KEY
+    from dflash_sglang.spec.budget_step import BudgetedStep
+
+    auto = AutoBudget(block_size=8)
+    run = BudgetedStep.make_dummy(accepted=[2, 2], bonus=[5, 6], width=3)  # out_tokens [2, 3]
+    auto.last = BudgetedStep(run.acceptance, 1, run.plan, passes=3)
+    assert auto.step_info(2) == {ACCEPTANCE_KEY: [[1, 1, 1]] * 2, WIDTH_KEY: [[1, 1, 1]] * 2}
+    auto.last = BudgetedStep.make_dummy(accepted=[0], bonus=[5], width=3)
+    assert auto.step_info(1) == {WIDTH_KEY: [3]}
+
+
+def test_a_plain_runs_values_sit_at_their_own_tokens_and_a_stop_cuts_them():
+    from dflash_sglang.sglang_adapter.step_stats import token_aligned
+
+    previous = [None, 1]  # the prefill's token, then a step that committed one token
+    assert token_aligned(previous, 5, [1, 1, 1]) == [None, 1, 1, 1, 1]  # a run of 3, all visible
+    assert token_aligned(previous, 4, [1, 1, 1]) == [None, 1, 1, 1]  # a stop at its second token
+    assert token_aligned(previous, 5, 3) == [None, 1, None, None, 3]  # a step of 3: at its last token
+
+
+def test_max_lengths_are_prompt_plus_max_new_tokens_or_the_context():
+    from dflash_sglang.sglang_adapter.plain_pass import max_lengths
+
+    def req(prompt, max_new):
+        return SimpleNamespace(origin_input_ids=[0] * prompt, sampling_params=SimpleNamespace(max_new_tokens=max_new))
+
+    batch = SimpleNamespace(reqs=[req(10, 6), req(3, None)], model_config=SimpleNamespace(context_len=4096))
+    assert max_lengths(batch).tolist() == [16, 4096]
+
+
+def test_a_step_right_after_a_prefill_is_no_run():
+    from dflash_sglang.sglang_adapter.plain_pass import first_tokens_streamed
+
+    streamed, fresh = SimpleNamespace(output_ids=[5]), SimpleNamespace(output_ids=[])
+    assert first_tokens_streamed(SimpleNamespace(reqs=[streamed, streamed]))
+    assert not first_tokens_streamed(SimpleNamespace(reqs=[streamed, fresh]))  # overlap: not yet processed

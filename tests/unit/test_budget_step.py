@@ -39,6 +39,9 @@ class MarkovPair:
     def reserve_block(self, block):
         self.reserved += 1
 
+    def verify_plain(self, candidates, column):
+        return self.verify(candidates)
+
     def verify(self, candidates):
         logits = self.transition_logits[candidates.tokens]  # [bs, w, vocab]
         return TargetOutput(logits=logits, target_features=torch.zeros(*candidates.tokens.shape, 1))
@@ -67,7 +70,7 @@ class FixedWidth(BudgetController):
         super().__init__(BudgetSettings(BLOCK, tree_widths=(width,) if width > BLOCK else ()))
         self.width = width
 
-    def plan(self, batch_size: int) -> Plan:
+    def plan(self, batch_size: int, plain_run: int = 1) -> Plan:
         return Plan(self.width > 1, self.width, "fixed")
 
 
