@@ -20,11 +20,16 @@ from pathlib import Path
 from dflash_sglang import harness
 from dflash_sglang.errors import UserError
 from dflash_sglang.harness.tensor_parallel import tp_size_of
+from dflash_sglang.log import get_logger
 
 CPU_MEMORY_ARGS = ("--mem-fraction-static", "0.2", "--max-total-tokens", "8192")
 # An idle scheduler otherwise spins a whole core, and CPU hosts have few. The benchmark starts its
 # servers without it: one AR run with it showed ~1 s token gaps (its poll timeout) mid-generation.
 IDLE_SLEEP_ARGS = ("--sleep-on-idle",)
+
+
+PORT_TAKEN = "error while attempting to bind on address"  # uvicorn's errno-98 line in SGLang's log
+PORT_RETRIES = 2
 
 
 def free_port() -> int:
@@ -48,6 +53,7 @@ class ServerProcess:
     port: int
     log_path: Path
     argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None  # the child's whole environment, for a relaunch
 
     @property
     def pid(self) -> int:
@@ -61,11 +67,21 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_ready(self, timeout: float = 600.0) -> None:
-        """Block until /health answers 200; raise with the log's tail if the server dies or times out."""
-        deadline = time.monotonic() + timeout
+        """Block until /health answers 200; raise with the log's tail if the server dies or times out. A port
+        taken between `free_port` and the server's bind (another server starting alongside picks its own
+        ports) makes SGLang log the bind error and hang in shutdown: the server is started again on a new port,
+        up to PORT_RETRIES times."""
+        deadline, retries = time.monotonic() + timeout, PORT_RETRIES
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.tail()}")
+            if PORT_TAKEN in self.log_text():
+                if retries == 0 or not self.argv:
+                    raise RuntimeError(f"HTTP port taken before the server bound it, in all {PORT_RETRIES + 1} "
+                                       f"attempts (the last: port {self.port}):\n{self.tail()}")
+                retries -= 1
+                self._relaunch()
+                continue
             try:
                 with urllib.request.urlopen(self.base_url + "/health", timeout=5) as resp:
                     if resp.status == 200:
@@ -74,6 +90,14 @@ class ServerProcess:
                 pass
             time.sleep(1.0)
         raise TimeoutError(f"server not ready after {timeout:.0f} s:\n{self.tail()}")
+
+    def _relaunch(self) -> None:
+        self.stop()
+        port = free_port()
+        self.argv[self.argv.index("--port") + 1] = str(port)
+        get_logger().warning("port %d was taken before the server bound it; starting it again on port %d",
+                             self.port, port)
+        self.process, self.port = _spawn(self.argv, self.log_path, self.env), port
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
@@ -154,10 +178,14 @@ def launch(
         argv += cpu_args(sleep_on_idle)
     argv += list(extra_args)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=child_env,
-                                   start_new_session=True, stdin=subprocess.DEVNULL)
-    return ServerProcess(process=process, port=port, log_path=log_path, argv=argv)
+    return ServerProcess(process=_spawn(argv, log_path, child_env), port=port, log_path=log_path, argv=argv,
+                         env=child_env)
+
+
+def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None) -> subprocess.Popen:
+    with open(log_path, "wb") as log:  # a relaunch starts the log afresh: the bind error is the old one's
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                stdin=subprocess.DEVNULL)
 
 
 def launch_ready(model_path: str | Path, extra_args: list[str] | tuple[str, ...] = (), *, log_path: Path,
