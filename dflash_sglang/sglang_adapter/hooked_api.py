@@ -106,7 +106,8 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
         "self", "batch", "forward_batch", "is_verify", "capture_hidden_mode"),
     "sglang.srt.managers.schedule_batch.ScheduleBatch": (
         "forward_mode", "is_extend_in_batch", "prefix_lens", "extend_lens", "out_cache_loc", "seq_lens",
-        "seq_lens_cpu", "seq_lens_sum", "req_pool_indices", "spec_info", "sampling_info"),
+        "seq_lens_cpu", "seq_lens_sum", "req_pool_indices", "spec_info", "sampling_info",
+        "reqs", "model_config"),  # plain_pass.py: a plain run's bounds from the requests
     "sglang.srt.managers.schedule_batch.ScheduleBatch.batch_size": ("self",),
     # draft_window.py
     "sglang.srt.mem_cache.memory_pool.ReqToTokenPool": ("size", "max_context_len", "device", "enable_memory_saver"),
