@@ -62,7 +62,6 @@ class Plan:
     drafted: bool
     width: int | None
     reason: str  # warm-up | explore | probe | plain | chosen
-    passes: int = 1  # a plain step's target passes (spec/plain_run.py)
 
     @staticmethod
     def make_dummy(drafted: bool = True, width: int | None = None) -> "Plan":
@@ -76,7 +75,6 @@ class BudgetController:
         self.expected: dict[int, Ema] = {w: Ema(settings.expected_decay) for w in settings.widths}  # per request
         self.drafted_steps = 0
         self.plain_seconds = 0.0  # spent decoding plainly since the last drafted step
-        self.plain_steps = 0  # plain steps since the last step that drafted by choice (`plan`)
         self._turn = 0  # round-robin position over the widths, for warm-up and exploration
         self.since_explore = 0.0  # seconds of steps since the last warm-up or exploration step
         self.backoff = 1.0  # divides explore_share and probe_share (module docstring)
@@ -100,18 +98,12 @@ class BudgetController:
         return self.since_explore * share >= cost * (1.0 - share)
 
     def plan(self, batch_size: int, plain_run: int = 1) -> Plan:
-        """`plain_run`: the most target passes a plain step of this batch may run (spec/plain_run.py). A
-        stretch of plain decoding starts with one pass per step and doubles them each plain step up to
-        `plain_run`, until a step drafts by choice: so plain decoding starts only where it beats drafting
-        one token at a time, and a run is a commitment made only once plain decoding has kept winning. With
-        runs of 8 from the first plain step, greedy requests left the drafter for plain runs after a few
-        hard blocks and ran at 0.92x the one-pass setting (c=1, 2026-12-01)."""
-        run = min(plain_run, 1 << min(self.plain_steps, 30))
-        plan = self._plan(batch_size, run)
+        """`plain_run`: target passes a plain step of this batch would run (spec/plain_run.py)."""
+        plan = self._plan(batch_size, plain_run)
         if plan.reason == "plain" and self._last_reason == "probe":
             self.backoff = min(2.0 * self.backoff, self.settings.max_backoff)
         elif plan.reason == "chosen":
-            self.backoff, self.plain_steps = 1.0, 0
+            self.backoff = 1.0
         self._last_reason = plan.reason
         return plan
 
@@ -125,7 +117,7 @@ class BudgetController:
         plain = batch_size * plain_run / self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=plain_run)
         known = {w: e.value * batch_size for w, e in self.expected.items() if e.value is not None}
         if known and plain >= max(self._rates(known, batch_size).values()):
-            return Plan(False, PLAIN_WIDTH, "plain", passes=plain_run)
+            return Plan(False, PLAIN_WIDTH, "plain")
         return Plan(True, None, "chosen")
 
     def _probe_due(self, batch_size: int) -> bool:
@@ -159,7 +151,6 @@ class BudgetController:
             self.plain_seconds = 0.0
         else:
             self.plain_seconds += timing.verify_seconds + (self.costs.between.value or 0.0)
-            self.plain_steps += 1
 
     def describe(self, batch_size: int) -> str:
         """One line of the controller's state, for the worker's periodic log."""

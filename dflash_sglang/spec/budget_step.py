@@ -123,8 +123,8 @@ class BudgetedStepper:
         run = run_length(plain_run_length, step.seq_lens, step.max_lengths) if step.features is None else 1
         plan = self.controller.plan(bs, run)
         if not plan.drafted:
-            acceptance = plain_run(models, step, block, plan.passes, generator)
-            return self._done(BudgetedStep(acceptance, PLAIN_WIDTH, plan, passes=plan.passes), start, start)
+            acceptance = plain_run(models, step, block, run, generator)
+            return self._done(BudgetedStep(acceptance, PLAIN_WIDTH, plan, passes=run), start, start)
         candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
         trees = trees and step.features is None and bool(self.controller.settings.tree_widths)
         expected, estimate = self.expected_tokens(candidates, greedy_rows, trees)
