@@ -7,8 +7,8 @@ which every speculative method (ours, builtin DFLASH, NGRAM) reports; the two ag
 on `auto`'s plain runs (several plain passes in one scheduler step), which the histogram takes for one
 step of accepted drafts and our lists count as one step per pass. The first token, sampled by prefill, is no verify
 step's and is left out; SGLang's own `spec_accept_length` (completion tokens / verify steps) counts it,
-and is reported beside τ as `tau_sglang`. Our worker's per-step lists, when a response carries them
-(SGLang 0.5.23 leaves them out of streamed responses), give `tau_steps` as a cross-check.
+and is reported beside τ as `tau_sglang`. `tau_steps` is τ from our lists alone (None where a response
+lacks them), so it equals τ whenever it is set.
 AR commits one token per forward: τ = 1 by definition.
 """
 
@@ -111,10 +111,8 @@ def tau_sglang(requests: tuple[RequestRecord, ...]) -> float | None:
 
 def tau_from_steps(requests: tuple[RequestRecord, ...]) -> float | None:
     """Our worker's per-step acceptance lengths, pooled; None unless every request carries them."""
-    if not requests or not all(r.acceptance_lengths for r in requests):
-        return None
-    lengths = [length for r in requests for length in r.acceptance_lengths]
-    return sum(lengths) / len(lengths)
+    counts = step_length_counts(requests, block_size=1)
+    return None if counts is None else mean_length(counts)
 
 
 def step_length_counts(requests: tuple[RequestRecord, ...], block_size: int) -> list[int] | None:
