@@ -17,11 +17,20 @@ tokens, and a ragged batch of widths would need a varlen verify; the batch's exp
 Exploration keeps the estimates honest. The first steps try every width in turn (the cost fits need
 several token counts); then a step now and then takes the next width in turn, at most `explore_share`
 of the time (a tree at high load costs several ordinary steps); and
-during plain decoding one step now and then drafts and verifies the full chain (a probe, at most
-`probe_share` of the time), so that plain decoding ends when the drafter's acceptance comes back.
-Each probe after which plain decoding still wins halves both shares, down to 1/`max_backoff` of them:
-when the drafter keeps losing (sampled requests on a flat target), probing and exploring at the full
-shares cost up to 15 % of the time for nothing. A step that drafts by choice restores them.
+during plain decoding one step now and then drafts and verifies the full chain (a probe), so that plain
+decoding ends when the drafter's acceptance comes back. Probes may *lose* at most `probe_share` of the
+time: a probe is priced at what it lost against plain decoding of the tokens it committed (decayed over
+recent probes; before the first one, a probe committing only its bonus tokens). Greedy text alternates
+easy stretches, where a chain commits a block, with hard ones, where it commits about two tokens for two
+plain passes' time: there a probe loses little, probes come often, and the drafter is back soon after
+the text turns easy. Priced at their whole cost, probes came after 9-39 times their cost in plain
+decoding (2-10 plain runs at c=1), and greedy `auto` at c=1 spent 149 plain passes on tokens the chain
+verified in 49 steps (2026-12-01; 95 passes for 47 steps since). On a flat sampled target at 8 requests
+a probe commits 15 tokens where plain runs commit 37 in its time, and is priced near its cost.
+Each probe or exploration after which plain decoding still wins halves both shares, down to
+1/`max_backoff` of them: when the drafter keeps losing (sampled requests on a flat target), probing and
+exploring at the full shares cost up to 15 % of the time for nothing. A step that drafts by choice
+restores them.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ class BudgetSettings:
     block_size: int  # the chain's full width (anchor + blk-1 drafts)
     tree_widths: tuple[int, ...] = ()  # verify budgets past the chain (trees), in tokens per request
     explore_share: float = 0.05  # of the decoding time, at most this goes to trying the next width in turn
-    probe_share: float = 0.1  # of the time spent decoding plainly, at most this goes to probes
+    probe_share: float = 0.05  # of the time spent decoding plainly, probes lose at most this (module docstring)
     cost_decay: float = 0.98  # per observation, for the cost fits
     expected_decay: float = 0.8  # per drafted step, for the expected tokens `plan` reads
     max_backoff: float = 4.0  # probes and exploration shrink to 1/max_backoff of their shares while they fail
@@ -78,6 +87,8 @@ class BudgetController:
         self._turn = 0  # round-robin position over the widths, for warm-up and exploration
         self.since_explore = 0.0  # seconds of steps since the last warm-up or exploration step
         self.backoff = 1.0  # divides explore_share and probe_share (module docstring)
+        self.probe_loss = Ema(0.5)  # seconds a probe lost against plain decoding of its tokens (module docstring)
+        self._plain_run = 1  # passes of a plain step at the last plan
         self._last_reason = ""
 
     def _peek_turn(self) -> int:
@@ -99,8 +110,9 @@ class BudgetController:
 
     def plan(self, batch_size: int, plain_run: int = 1) -> Plan:
         """`plain_run`: target passes a plain step of this batch would run (spec/plain_run.py)."""
+        self._plain_run = plain_run
         plan = self._plan(batch_size, plain_run)
-        if plan.reason == "plain" and self._last_reason == "probe":
+        if plan.reason == "plain" and self._last_reason in ("probe", "explore"):
             self.backoff = min(2.0 * self.backoff, self.settings.max_backoff)
         elif plan.reason == "chosen":
             self.backoff = 1.0
@@ -121,9 +133,21 @@ class BudgetController:
         return Plan(True, None, "chosen")
 
     def _probe_due(self, batch_size: int) -> bool:
-        probe = self.costs.seconds(batch_size, self.settings.block_size, drafted=True)
+        loss = self.probe_loss.value
+        if loss is None:  # no probe yet: one that commits only the bonus tokens
+            probe = self.costs.seconds(batch_size, self.settings.block_size, drafted=True)
+            loss = max(0.0, probe - batch_size * self._plain_seconds_per_token(batch_size))
         share = self.settings.probe_share / self.backoff
-        return self.plain_seconds * share >= probe * (1.0 - share)
+        return self.plain_seconds * share >= loss * (1.0 - share)
+
+    def _plain_seconds_per_token(self, batch_size: int) -> float:
+        run = self._plain_run
+        return self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=run) / (batch_size * run)
+
+    def _observe_probe(self, timing: StepTiming) -> None:
+        """What the probe just run lost against plain runs committing the same tokens."""
+        took = timing.draft_seconds + timing.verify_seconds + (self.costs.between.value or 0.0)
+        self.probe_loss.observe(max(0.0, took - timing.committed * self._plain_seconds_per_token(timing.batch_size)))
 
     def _rates(self, expected: Mapping[int, float], batch_size: int) -> dict[int, float]:
         return {w: e / self.costs.seconds(batch_size, w, drafted=True) for w, e in expected.items()}
@@ -145,6 +169,8 @@ class BudgetController:
 
     def observe(self, timing: StepTiming) -> None:
         self.costs.observe(timing)
+        if self._last_reason == "probe" and timing.committed is not None and self.costs.plain.observed:
+            self._observe_probe(timing)
         self.since_explore += timing.draft_seconds + timing.verify_seconds + (self.costs.between.value or 0.0)
         if timing.drafted:
             self.drafted_steps += 1

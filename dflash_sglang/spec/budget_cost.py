@@ -159,6 +159,7 @@ class StepTiming:
     draft_seconds: float  # the block pass (0 when not drafted)
     verify_seconds: float  # the target's verify pass, accept and commit (all passes of a plain run)
     passes: int = 1  # target passes: a plain run's length (spec/plain_run.py), else 1
+    committed: float | None = None  # tokens the batch committed (None: not counted; probes need it)
 
     @staticmethod
     def make_dummy(batch_size: int = 1, width: int = 4, drafted: bool = True, passes: int = 1) -> "StepTiming":

@@ -113,51 +113,51 @@ class RowCalibration:
                 table.observe(scores[rows], judged[rows], hits[rows])
 
 
+def chain_commits_on_walked_block(out_tokens: torch.Tensor, chain_drafts: torch.Tensor) -> torch.Tensor:  # [bs]
+    """What the chain of `chain_drafts` [bs, blk-1] would have committed on a block a tree walked, from the
+    walk's tokens `out_tokens` [bs, blk] (accepted path, then the bonus token, then placeholders).
+
+    The walk follows the target's token from the root, so the target's token after the path's first j
+    tokens is out_tokens[:, j]: a chain accepts draft j+1 iff all before it were and it equals that token.
+    Exact while the chain stays on the walked path. A chain matching through the bonus token left the
+    tree (which misses the chain's deepest drafts when siblings near the root are likelier); its tokens
+    past that are unknown and counted as stopping there, a lower bound."""
+    drafts = chain_drafts.shape[1]
+    match = (chain_drafts == out_tokens[:, :drafts].to(chain_drafts.device)).int().cumprod(dim=1)  # [bs, blk-1]
+    return match.sum(dim=1) + 1
+
+
 class TreeGain:
-    """Trees of N tokens per request: expected tokens = the chain's expected tokens at its full width times
-    a gain measured on the tree steps run so far: the tokens they committed over what the chain's estimate
-    said in the same steps, both summed with decay. A ratio of sums, not a mean of per-step ratios: a
-    step's ratio swings from ~0.2 to ~3 with its block, and the mean of such ratios sits above the ratio
-    of the means, which made `auto` pick trees that lost to the chain (2026-11-30 sweep, c=1 and 4).
-    The gain is over what full chains *commit* per unit of their estimate, measured the same way on the
-    full-chain steps: the estimate is biased (it treats positions as independent), the tree's raw ratio
-    absorbed that bias and the chain's rate did not, so trees looked better than the chain by the bias
-    (2026-11-30 17:30 sweep: 16-token trees in 44 % of the steps at c=1, `auto` 0.86x the chain).
-    A tree never run has gain 1: warm-up and exploration run each once, and a tree is chosen only when
-    what it adds pays for its verify tokens."""
+    """Trees of N tokens per request: what they committed over what the chain of the drafter's argmax drafts would have
+    committed on the same blocks (`chain_commits_on_walked_block`), both summed with decay; the gain multiplies
+    the chain's expected tokens of greedy rows. Paired on the same blocks, because the steps a tree runs are not
+    a random sample: `auto` picks trees where the chain's estimate looks good, and against the estimate (or
+    against what chain steps committed elsewhere) a tree's gain read 1.28-1.45 on this CPU's greedy traffic, and
+    `auto` verified trees of 16 in ~40 % of the steps of its first 16 requests, which took 1.28-1.38x the fixed
+    chain's time (2026-12-01, c=1). Greedy rows only: a sampled row's chain draws its drafts from q and accepts
+    by speculative sampling, which no tree walk replays, so a tree counts no gain there. A ratio of sums, not a
+    mean of per-step ratios: a step's ratio swings with its block, and the mean of such ratios sits above the
+    ratio of the means. A tree never run has gain 1: warm-up and exploration run each once, and a tree is chosen
+    only when what it adds pays for its verify tokens."""
 
-    def __init__(self, widths: tuple[int, ...], decay: float = 0.9, chain_width: int | None = None) -> None:
+    def __init__(self, widths: tuple[int, ...], decay: float = 0.9) -> None:
         self.decay = decay
-        self.chain_width = chain_width  # None: trees against the chain's estimate alone
         self._committed: dict[int, float] = {w: 0.0 for w in widths}
-        self._chain_estimate: dict[int, float] = {w: 0.0 for w in widths}
-        if chain_width is not None:
-            self._committed[chain_width] = self._chain_estimate[chain_width] = 0.0
-
-    def _ratio(self, width: int) -> float | None:
-        estimate = self._chain_estimate[width]
-        return self._committed[width] / estimate if estimate > 0 else None
+        self._chain_committed: dict[int, float] = {w: 0.0 for w in widths}
 
     @property
     def gain(self) -> dict[int, float | None]:
-        """Tree width -> its gain over the chain (None: never run)."""
-        chain = self._ratio(self.chain_width) if self.chain_width is not None else None
-        gains: dict[int, float | None] = {}
-        for w in self._committed:
-            if w == self.chain_width:
-                continue
-            ratio = self._ratio(w)
-            gains[w] = None if ratio is None else ratio / (chain or 1.0)  # no chain step yet: the estimate alone
-        return gains
+        """Tree width -> its gain over the chain on the same blocks (None: never run on a greedy row)."""
+        return {w: (c / self._chain_committed[w] if self._chain_committed[w] > 0 else None)
+                for w, c in self._committed.items()}
 
-    def expected(self, chain_full: float) -> dict[int, float]:
-        """chain_full: the batch's expected committed tokens with the full chain -> width -> the tree's."""
-        return {w: chain_full * (1.0 if g is None else g) for w, g in self.gain.items()}
+    def expected(self, chain_full: float, chain_full_greedy: float) -> dict[int, float]:
+        """The batch's expected tokens with the full chain, all rows and greedy rows -> width -> the tree's."""
+        return {w: chain_full + (0.0 if g is None else g - 1.0) * chain_full_greedy for w, g in self.gain.items()}
 
-    def observe(self, width: int, committed: float, chain_full: float) -> None:
-        """committed and chain_full: the batch's committed tokens, and the chain's estimate, this step (a
-        tree's, or the full chain's when `chain_width` is set)."""
-        if width not in self._committed:
+    def observe(self, width: int, committed: float, chain_committed: float) -> None:
+        """Over one tree step's greedy rows: tokens the tree committed, and the chain would have."""
+        if width not in self._committed or chain_committed <= 0:
             return
         self._committed[width] = self.decay * self._committed[width] + committed
-        self._chain_estimate[width] = self.decay * self._chain_estimate[width] + max(chain_full, 1e-6)
+        self._chain_committed[width] = self.decay * self._chain_committed[width] + chain_committed

@@ -23,7 +23,13 @@ import torch
 from dflash_sglang.spec.block import make_draft_block
 from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, Plan
 from dflash_sglang.spec.budget_cost import StepTiming
-from dflash_sglang.spec.budget_estimate import RowCalibration, TreeGain, chain_expected_tokens, draft_scores
+from dflash_sglang.spec.budget_estimate import (
+    RowCalibration,
+    TreeGain,
+    chain_commits_on_walked_block,
+    chain_expected_tokens,
+    draft_scores,
+)
 from dflash_sglang.spec.chain_realisation import ChainRealisation
 from dflash_sglang.spec.logit_processing import process_logits
 from dflash_sglang.spec.plain_run import PlainRunModels, plain_run, run_length
@@ -96,7 +102,7 @@ class BudgetedStepper:
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.controller = controller
         self.calibration = calibration or RowCalibration()
-        self.tree_gain = TreeGain(controller.settings.tree_widths, chain_width=controller.settings.block_size)
+        self.tree_gain = TreeGain(controller.settings.tree_widths)
         self.realisation = ChainRealisation(controller.settings.block_size)
         self.clock = clock
 
@@ -106,10 +112,11 @@ class BudgetedStepper:
         what the step's observations need."""
         scores = draft_scores(candidates, greedy_rows)  # [bs, blk-1]
         per_request = chain_expected_tokens(self.calibration(scores, greedy_rows))  # [bs, blk]
-        corrected = self.realisation(per_request).sum(dim=0).tolist()  # [blk]
-        expected = {w + 1: float(e) for w, e in enumerate(corrected)}
+        corrected = self.realisation(per_request)  # [bs, blk]
+        expected = {w + 1: float(e) for w, e in enumerate(corrected.sum(dim=0).tolist())}
         if trees:
-            expected.update(self.tree_gain.expected(expected[candidates.tokens.shape[1]]))
+            greedy_full = float(corrected[greedy_rows.to(corrected.device), -1].sum())
+            expected.update(self.tree_gain.expected(expected[candidates.tokens.shape[1]], greedy_full))
         return expected, ChainEstimate(scores, per_request)
 
     def step(self, models: BudgetModels, step: StepInput, generator: torch.Generator | None = None,
@@ -136,19 +143,29 @@ class BudgetedStepper:
             if acceptance is None:  # not for this batch, or no KV slots for the tree: the full chain
                 width = step.block_size
             else:
-                self.tree_gain.observe(width, float(acceptance.acceptance_lengths.sum()), expected[step.block_size])
+                self._observe_tree(width, candidates, acceptance, greedy_rows)
         if acceptance is None:
             acceptance = _verify_chain(models, step, truncate(candidates, width), step.rule, generator)
             self.calibration.observe(estimate.scores, greedy_rows, acceptance.accepted, width)
             self.realisation.observe(estimate.per_request, acceptance.accepted, width)
-            if trees and width == step.block_size:  # what full chains commit per unit of their estimate
-                self.tree_gain.observe(width, float(acceptance.acceptance_lengths.sum()), expected[width])
         return self._done(BudgetedStep(acceptance, width, plan), start, drafted_at)
+
+    def _observe_tree(self, width: int, candidates: Candidates, walked: Acceptance, greedy_rows: torch.Tensor) -> None:
+        """The tree's tokens against the argmax chain's on the same block, over greedy rows (TreeGain)."""
+        rows = greedy_rows.to(walked.out_tokens.device)  # [bs]
+        if not bool(rows.any()):
+            return
+        chain_drafts = candidates.draft_logits[rows].argmax(dim=-1)  # [greedy bs, blk-1]
+        chain = chain_commits_on_walked_block(walked.out_tokens[rows], chain_drafts)  # [greedy bs]
+        self.tree_gain.observe(width, float(walked.acceptance_lengths[rows].sum()), float(chain.sum()))
 
     def _done(self, result: BudgetedStep, start: float, drafted_at: float) -> BudgetedStep:
         bs = result.acceptance.accepted.shape[0]
+        seconds = self.clock() - drafted_at
+        # a host read, so only where the controller prices it: what a probe committed
+        committed = float(result.acceptance.acceptance_lengths.sum()) if result.plan.reason == "probe" else None
         self.controller.observe(StepTiming(bs, result.width, result.plan.drafted, drafted_at - start,
-                                           self.clock() - drafted_at, result.passes))
+                                           seconds, result.passes, committed))
         return result
 
 

@@ -130,26 +130,44 @@ def test_sampled_steps_keep_the_target_distribution(width):
 
 
 def test_tree_gain_is_a_ratio_of_sums_not_a_mean_of_ratios():
-    """Two steps: an easy block (chain estimate 6, tree commits 6) and a hard one (estimate 0.5, tree commits 1.5).
-    Per-step ratios 1.0 and 3.0 average 2.0; the tree committed 7.5 where the chain was expected to commit 6.5."""
+    """Two tree steps: an easy block (the chain would commit 6, the tree commits 6) and a hard one (chain 1,
+    tree 3). Per-step ratios 1.0 and 3.0 average 2.0; the tree committed 9 where the chain would have 7."""
     from dflash_sglang.spec.budget_estimate import TreeGain
 
     gain = TreeGain((16,), decay=1.0)
-    assert gain.gain == {16: None} and gain.expected(4.0) == {16: 4.0}
-    gain.observe(16, committed=6.0, chain_full=6.0)
-    gain.observe(16, committed=1.5, chain_full=0.5)
-    assert abs(gain.gain[16] - 7.5 / 6.5) < 1e-9
+    assert gain.gain == {16: None} and gain.expected(4.0, 4.0) == {16: 4.0}
+    gain.observe(16, committed=6.0, chain_committed=6.0)
+    gain.observe(16, committed=3.0, chain_committed=1.0)
+    assert abs(gain.gain[16] - 9.0 / 7.0) < 1e-9
+    assert abs(gain.expected(5.0, 2.0)[16] - (5.0 + 2.0 * 2.0 / 7.0)) < 1e-9  # only the greedy rows' share gains
 
 
-@pytest.mark.parametrize("against_the_chain", [True, False])
-def test_tree_gain_is_over_what_the_chain_commits_not_over_its_estimate(against_the_chain):
-    """The chain's estimate is 20 % low: full chains commit 6 where 5 was estimated. A tree that also commits 6
-    gains nothing over the chain; measured against the estimate alone (the fix switched off) it looked 1.2x."""
-    from dflash_sglang.spec.budget_estimate import TreeGain
+def test_the_chain_on_a_walked_block_commits_its_common_prefix_with_the_walk():
+    from dflash_sglang.spec.budget_estimate import chain_commits_on_walked_block
 
-    gain = TreeGain((16,), decay=1.0, chain_width=BLOCK if against_the_chain else None)
-    for _ in range(3):
-        gain.observe(BLOCK, committed=6.0, chain_full=5.0)
-        gain.observe(16, committed=6.0, chain_full=5.0)
-    assert set(gain.gain) == {16}
-    assert abs(gain.gain[16] - (1.0 if against_the_chain else 1.2)) < 1e-9
+    out = torch.tensor([[5, 6, 7, 9, -1, -1], [4, -1, -1, -1, -1, -1]])  # path 5 6 7, bonus 9; bonus 4 at once
+    drafts = torch.tensor([[5, 6, 8, 1, 1], [4, 2, 2, 2, 2]])  # [bs, blk-1]
+    assert chain_commits_on_walked_block(out, drafts).tolist() == [3, 2]  # 2 drafts + bonus; draft = bonus
+    assert chain_commits_on_walked_block(out, torch.tensor([[1] * 5, [0] * 5])).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tree_gain_pairs_each_tree_with_the_chain_on_the_same_block(seed):
+    """On the Markov pair, greedy: what the argmax chain would have committed on each tree step's block,
+    replayed by brute force (the target's argmax after each draft), is what the gain divides by."""
+    pair, bs = MarkovPair(seed=seed), 64
+    anchors = torch.randint(0, VOCAB, (bs,), generator=torch.Generator().manual_seed(seed))
+    stepper = BudgetedStepper(FixedWidth(16))
+    result = stepper.step(pair, StepInput.make_dummy(anchors.tolist(), [3] * bs, block_size=BLOCK))
+    chain_total = 0
+    for anchor in anchors.tolist():
+        drafts, token, committed = pair.draft_table[anchor, : BLOCK - 1].argmax(-1).tolist(), anchor, 1
+        for draft in drafts:
+            token = int(pair.transition_logits[token].argmax())
+            if draft != token:
+                break
+            committed += 1
+        chain_total += committed
+    tree_total = int(result.acceptance.acceptance_lengths.sum())
+    assert stepper.tree_gain.gain[16] == pytest.approx(tree_total / chain_total)
+    assert tree_total >= chain_total  # a tree of 16 on 7 tokens holds the whole chain
