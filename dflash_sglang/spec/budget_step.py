@@ -36,8 +36,7 @@ from dflash_sglang.spec.plain_run import PlainRunModels, plain_run, run_length
 from dflash_sglang.spec.posterior import posterior_tokens
 from dflash_sglang.spec.rules import accept_verified, draw_drafts
 from dflash_sglang.spec.step import StepInput, StepModels, TargetOutput
-from dflash_sglang.spec.tree_accept import walk_tree
-from dflash_sglang.spec.tree_build import build_tree
+from dflash_sglang.spec.tree_rules import build_step_tree, walk_step_tree
 from dflash_sglang.spec.tree_types import DraftTree, TreeAcceptance
 from dflash_sglang.spec.types import Acceptance, Candidates
 
@@ -187,10 +186,10 @@ def _verify_tree(models: BudgetTreeModels, step: StepInput, candidates: Candidat
     if not models.reserve(budget):
         return None
     try:
-        tree = build_tree(candidates.draft_logits, step.anchors, step.seq_lens, budget)
-        target = models.verify_tree(tree)
-        walked = walk_tree(tree, posterior_tokens(target.logits, step.sampling, generator), step.block_size)
-        models.commit_tree(tree, walked, target)
+        built = build_step_tree(candidates, step, budget, generator)
+        target = models.verify_tree(built.tree)
+        walked = walk_step_tree(built, target.logits, step, generator)
+        models.commit_tree(built.tree, walked, target)
         return walked.acceptance
     finally:
         models.release()

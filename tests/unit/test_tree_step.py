@@ -9,6 +9,7 @@ import torch
 from scipy.stats import chisquare
 
 from dflash_sglang.spec.posterior import SamplingParams, processed_probs
+from dflash_sglang.spec.rules import POINT_MASS, REJECTION
 from dflash_sglang.spec.step import StepInput, TargetOutput, speculative_step
 from dflash_sglang.spec.tree_step import tree_step
 from dflash_sglang.spec.types import Candidates
@@ -131,13 +132,15 @@ def test_chain_through_the_tree_is_the_chain():
     assert out_chain == out_tree and tau_chain == tau_tree
 
 
-def test_sampled_tree_keeps_the_target_distribution():
+@pytest.mark.parametrize("rule", [REJECTION, POINT_MASS])
+def test_sampled_tree_keeps_the_target_distribution(rule):
     """One step, 4000 requests from one context: the first token ~ p(.|context), the second
-    ~ p(.|context, first) whenever the step produced one."""
+    ~ p(.|context, first) whenever the step produced one. Speculative sampling walks branches drawn from q
+    (spec/tree_sampled.py), the point-mass rule the DDTree."""
     vocab, samples, context, anchor = 6, 4000, [1, 2], 3
     model = PathTarget(vocab, [context] * samples, seed=5)
     params = SamplingParams.make_dummy([0.9] * samples)
-    step = StepInput(torch.full((samples,), anchor), torch.full((samples,), len(context)), params, 4, 0)
+    step = StepInput(torch.full((samples,), anchor), torch.full((samples,), len(context)), params, 4, 0, rule)
     acc = tree_step(model, step, budget=8, generator=torch.Generator().manual_seed(6))
 
     def probs(seq):
