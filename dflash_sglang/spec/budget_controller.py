@@ -19,8 +19,8 @@ several token counts); then a step now and then takes the next width in turn, at
 of the time (a tree at high load costs several ordinary steps); and
 during plain decoding one step now and then drafts and verifies the full chain (a probe), so that plain
 decoding ends when the drafter's acceptance comes back. Probes may *lose* at most `probe_share` of the
-time: a probe is priced at what it lost against plain decoding of the tokens it committed (decayed over
-recent probes; before the first one, a probe committing only its bonus tokens). Greedy text alternates
+time: a probe is priced at the share of its time it lost against plain decoding of the tokens it committed
+(decayed over recent probes; before the first one, a probe committing only its bonus tokens). Greedy text alternates
 easy stretches, where a chain commits a block, with hard ones, where it commits about two tokens for two
 plain passes' time: there a probe loses little, probes come often, and the drafter is back soon after
 the text turns easy. Priced at their whole cost, probes came after 9-39 times their cost in plain
@@ -87,7 +87,7 @@ class BudgetController:
         self._turn = 0  # round-robin position over the widths, for warm-up and exploration
         self.since_explore = 0.0  # seconds of steps since the last warm-up or exploration step
         self.backoff = 1.0  # divides explore_share and probe_share (module docstring)
-        self.probe_loss = Ema(0.5)  # seconds a probe lost against plain decoding of its tokens (module docstring)
+        self.probe_loss = Ema(0.5)  # share of a probe's time lost against plain decoding of its tokens
         self._plain_run = 1  # passes of a plain step at the last plan
         self._last_reason = ""
 
@@ -133,21 +133,24 @@ class BudgetController:
         return Plan(True, None, "chosen")
 
     def _probe_due(self, batch_size: int) -> bool:
-        loss = self.probe_loss.value
-        if loss is None:  # no probe yet: one that commits only the bonus tokens
-            probe = self.costs.seconds(batch_size, self.settings.block_size, drafted=True)
-            loss = max(0.0, probe - batch_size * self._plain_seconds_per_token(batch_size))
+        probe = self.costs.seconds(batch_size, self.settings.block_size, drafted=True)
+        lost = self.probe_loss.value
+        if lost is None:  # no probe yet: one that commits only the bonus tokens
+            lost = max(0.0, 1.0 - batch_size * self._plain_seconds_per_token(batch_size) / probe)
         share = self.settings.probe_share / self.backoff
-        return self.plain_seconds * share >= loss * (1.0 - share)
+        return self.plain_seconds * share >= lost * probe * (1.0 - share)
 
     def _plain_seconds_per_token(self, batch_size: int) -> float:
         run = self._plain_run
         return self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=run) / (batch_size * run)
 
     def _observe_probe(self, timing: StepTiming) -> None:
-        """What the probe just run lost against plain runs committing the same tokens."""
+        """The share of the probe just run that was lost against plain runs committing the same tokens: a share,
+        not seconds, because the batch size changes between probes (seconds measured at 8 requests made probes
+        at 1 request rare)."""
         took = timing.draft_seconds + timing.verify_seconds + (self.costs.between.value or 0.0)
-        self.probe_loss.observe(max(0.0, took - timing.committed * self._plain_seconds_per_token(timing.batch_size)))
+        plain = timing.committed * self._plain_seconds_per_token(timing.batch_size)
+        self.probe_loss.observe(max(0.0, 1.0 - plain / took))
 
     def _rates(self, expected: Mapping[int, float], batch_size: int) -> dict[int, float]:
         return {w: e / self.costs.seconds(batch_size, w, drafted=True) for w, e in expected.items()}

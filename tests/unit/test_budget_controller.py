@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, BudgetSettings
+from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, BudgetSettings, Plan
 from dflash_sglang.spec.budget_cost import BatchCost, LinearCost, Plane, StepCosts, StepTiming
 from dflash_sglang.spec.budget_estimate import (
     AcceptanceCalibration,
@@ -140,6 +140,39 @@ def test_one_probe_that_pays_ends_a_long_plain_stretch():
     first_probe = [p.reason for p in reasons].index("probe")
     print(f"first probe at step {first_probe}; plain steps {back.count(PLAIN_WIDTH)} of 400")
     assert PLAIN_WIDTH not in back[first_probe:first_probe + 3] and back[-100:].count(PLAIN_WIDTH) < 10
+
+
+def _plain_steps_to_a_probe(controller: BudgetController, bs: int) -> int:
+    """Plain steps of `bs` requests until the controller probes; the probe commits only its bonus tokens."""
+    for steps in range(10_000):
+        plan = controller.plan(bs)
+        width = BLOCK if plan.drafted else PLAIN_WIDTH
+        if plan.drafted:
+            controller.choose({w: float(bs) for w in controller.settings.widths}, bs, plan)
+        controller.observe(StepTiming(bs, width, plan.drafted, 0.004 if plan.drafted else 0.0,
+                                      0.01 + 0.001 * bs * width, committed=float(bs)))
+        if plan.reason == "probe":
+            return steps
+        assert plan.reason == "plain", plan
+    raise AssertionError("no probe")
+
+
+def test_probes_keep_their_pace_when_the_batch_shrinks():
+    """Probes are priced by the share of their time they lost, so the price of 8 requests' probes (78 ms,
+    77 % lost) does not space out 1 request's (22 ms, 50 % lost). Priced in seconds (the fix switched off),
+    the first probe at 1 request after one at 8 came after 104 plain steps, 62 once settled; now 30 and 25."""
+    controller = BudgetController(BudgetSettings(BLOCK, explore_share=0.001, max_backoff=1.0))
+    for bs in (1, 8):
+        for width in (PLAIN_WIDTH, BLOCK):
+            controller.costs.observe(StepTiming(bs, width, width > 1, 0.004 if width > 1 else 0.0,
+                                                0.01 + 0.001 * bs * width))
+    controller.drafted_steps = len(controller.settings.widths)  # past warm-up
+    controller.choose({w: 8.0 for w in controller.settings.widths}, 8, Plan(True, BLOCK, "probe"))
+    _plain_steps_to_a_probe(controller, bs=8)
+    at_one = _plain_steps_to_a_probe(controller, bs=1)
+    settled = _plain_steps_to_a_probe(controller, bs=1)
+    print(f"plain steps before a probe at 1 request: {at_one} after a probe at 8, {settled} after one at 1")
+    assert at_one < 1.5 * settled
 
 
 def test_probes_and_exploration_keep_trying_other_widths():
