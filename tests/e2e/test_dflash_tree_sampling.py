@@ -2,8 +2,8 @@
 32` on the 16-token pair (block 4): each of the first three generated tokens of 1000 seeded requests is
 distributed as under AR sampling (chi-squared), at temperature 1.0 and at 0.7 with top-p 0.9.
 
-The tree walk samples the target's token at the current node and descends to the child holding it
-(spec/tree_accept.py); the sampling module's AR samples are taken again here from this module's own server.
+Sampled rows verify branches drawn from the drafter's q and walked by multi-draft speculative sampling
+(spec/tree_sampled.py); the sampling module's AR samples are taken again here from this module's own server.
 """
 
 from __future__ import annotations
