@@ -82,18 +82,8 @@ def walk_branches(tree: DraftTree, lengths: list[int], target_probs: torch.Tenso
     bs, n = tree.tokens.shape
     rows = torch.arange(bs, device=tree.tokens.device)
     firsts = branch_firsts(lengths)
-    # the root: each branch's first token in turn, against the residual left by the ones before
-    residual = target_probs[:, 0].float()  # [bs, vocab]
-    q1 = draft_probs[:, 0].float()  # [bs, vocab]
-    branch = torch.full((bs,), -1, dtype=torch.long, device=rows.device)  # [bs] the accepted branch
-    for index, first in enumerate(firsts):
-        token = tree.tokens[:, first]  # [bs]
-        chance = acceptance_probability(residual[rows, token], q1[rows, token])  # [bs]
-        searching = branch < 0
-        taken = searching & (_uniform(bs, generator, rows.device) < chance)
-        branch = torch.where(taken, index, branch)
-        rejected = searching & ~taken
-        residual = torch.where(rejected[:, None], residual_distribution(residual, q1), residual)
+    branch, residual = _root_trials(tree.tokens, firsts, target_probs[:, 0].float(), draft_probs[:, 0].float(),
+                                    generator)
     found = branch >= 0
     length = torch.tensor(lengths, device=rows.device)[branch.clamp(min=0)]  # [bs]
     node = torch.tensor(firsts, device=rows.device)[branch.clamp(min=0)]  # [bs] the current node, if found
@@ -121,6 +111,25 @@ def walk_branches(tree: DraftTree, lengths: list[int], target_probs: torch.Tenso
     drafts = tree.tokens.gather(1, path[:, 1:].clamp(min=0))  # [bs, blk-1], junk past `accepted`
     out = commit_tokens(drafts, accepted, bonus.to(drafts.dtype))
     return TreeAcceptance(Acceptance(accepted=accepted, bonus=bonus, out_tokens=out), path)
+
+
+def _root_trials(tokens: torch.Tensor, firsts: list[int], p: torch.Tensor, q1: torch.Tensor,
+                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each branch's first token in turn against the residual the ones before it left: the accepted branch
+    ([bs], -1 for none) and the residual after every rejection ([bs, vocab], the emitted token's law when none)."""
+    bs = tokens.shape[0]
+    rows = torch.arange(bs, device=tokens.device)
+    residual = p  # [bs, vocab]
+    branch = torch.full((bs,), -1, dtype=torch.long, device=tokens.device)  # [bs]
+    for index, first in enumerate(firsts):
+        token = tokens[:, first]  # [bs]
+        chance = acceptance_probability(residual[rows, token], q1[rows, token])  # [bs]
+        searching = branch < 0
+        taken = searching & (_uniform(bs, generator, rows.device) < chance)
+        branch = torch.where(taken, index, branch)
+        rejected = searching & ~taken
+        residual = torch.where(rejected[:, None], residual_distribution(residual, q1), residual)
+    return branch, residual
 
 
 def _uniform(bs: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:  # [bs]
