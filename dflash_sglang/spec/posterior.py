@@ -41,12 +41,15 @@ def posterior_tokens(
     params: SamplingParams,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:  # [bs, blk]
-    bs, blk, vocab = logits.shape
     if params.all_greedy:
         return logits.argmax(dim=-1)
-    probs = processed_probs(logits, params)  # [bs, blk, vocab]
-    flat = probs.view(bs * blk, vocab)
-    sampled = torch.multinomial(flat, num_samples=1, generator=generator)  # [bs*blk, 1]
+    return sample_probs(processed_probs(logits, params), generator)
+
+
+def sample_probs(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[bs, blk, vocab] processed distributions -> [bs, blk] one draw from each (greedy rows are one-hot)."""
+    bs, blk, vocab = probs.shape
+    sampled = torch.multinomial(probs.reshape(bs * blk, vocab), num_samples=1, generator=generator)  # [bs*blk, 1]
     return sampled.view(bs, blk)
 
 
