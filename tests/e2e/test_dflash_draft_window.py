@@ -19,7 +19,7 @@ from helpers.e2e import FP32, STRICT_MEMORY_ENV, dflash_args
 
 pytestmark = pytest.mark.e2e
 
-NUM_PROMPTS = 6
+NUM_PROMPTS = 4
 MIN_PROMPT_TOKENS = 1000
 NEW_TOKENS = 40
 WINDOW_ARGS = {64: (), 256: ("--chunked-prefill-size", "128")}  # window -> further server flags
