@@ -28,8 +28,8 @@ WIDTH_METRIC = "sglang:dflash_verify_width_steps"
 IDLE_GAP_SECONDS = 1.0  # a longer pause between decode steps is idle time, not scheduler work
 STARTED_LINE = "DFLASH verify budget: auto, one width per batch step among %s (1 = plain decoding)"
 STATE_EVERY = 256  # steps between two state lines (DFLASH_SGLANG_LOG_LEVEL=DEBUG)
-STATE_LINE = ("DFLASH verify budget after %d steps: widths {%s}; %s; greedy calibration (score->rate(n)) %s; "
-              "chain realisation (width:factor) %s; tree gains %s")
+STATE_LINE = ("DFLASH verify budget after %d steps: widths {%s}; plans {%s}; %s; "
+              "greedy calibration (score->rate(n)) %s; chain realisation (width:factor) %s; tree gains %s")
 FIRST_RUN_LINE = "DFLASH verify budget: first plain run, %d target passes in one scheduler step"
 KEPT_LINE = "DFLASH verify budget: auto asked for, but the launch has %s: the chain of %d tokens is used"
 
@@ -86,6 +86,7 @@ class AutoBudget:
         self._last_end: float | None = None
         self.steps = 0
         self.width_counts: dict[int, int] = {}  # since the last state line
+        self.plan_counts: dict[str, int] = {}  # scheduler steps by plan reason, since the last state line
         get_logger().info(STARTED_LINE, list(self.settings.widths))
 
     def step(self, models, step: StepInput, return_logprob: bool = False, plain_run: int = 1) -> Acceptance:
@@ -99,6 +100,8 @@ class AutoBudget:
         self.last = self.stepper.step(models, step, trees=not return_logprob,
                                       plain_run_length=1 if return_logprob else plain_run)
         self.width_counts[self.last.width] = self.width_counts.get(self.last.width, 0) + self.last.passes
+        reason = self.last.plan.reason
+        self.plan_counts[reason] = self.plan_counts.get(reason, 0) + 1
         self._last_end = time.perf_counter()
         if self.metrics is not None:
             self.metrics.observe(self.last.width, self.last.passes)
@@ -115,9 +118,11 @@ class AutoBudget:
 
     def _log_state(self, batch_size: int) -> None:
         widths = ", ".join(f"{w}: {n}" for w, n in sorted(self.width_counts.items()))
+        plans = ", ".join(f"{r}: {n}" for r, n in sorted(self.plan_counts.items()))
         self.width_counts.clear()
+        self.plan_counts.clear()
         stepper = self.stepper
-        get_logger().debug(STATE_LINE, self.steps, widths, stepper.controller.describe(batch_size),
+        get_logger().debug(STATE_LINE, self.steps, widths, plans, stepper.controller.describe(batch_size),
                            stepper.calibration.greedy.describe(), stepper.realisation.describe(),
                            stepper.tree_gain.gain)
 

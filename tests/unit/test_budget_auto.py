@@ -106,3 +106,22 @@ def test_a_step_right_after_a_prefill_is_no_run():
     streamed, fresh = SimpleNamespace(output_ids=[5]), SimpleNamespace(output_ids=[])
     assert first_tokens_streamed(SimpleNamespace(reqs=[streamed, streamed]))
     assert not first_tokens_streamed(SimpleNamespace(reqs=[streamed, fresh]))  # overlap: not yet processed
+
+
+def test_the_state_line_counts_the_plans_behind_the_widths(monkeypatch):
+    """Widths alone do not say why a step drafted (a probe, exploration, or by choice); the state line does."""
+    from dflash_sglang.sglang_adapter import budget_auto
+    from dflash_sglang.spec.budget_controller import Plan
+    from dflash_sglang.spec.budget_step import BudgetedStep
+
+    lines = []
+    monkeypatch.setattr(budget_auto, "get_logger", lambda: SimpleNamespace(
+        debug=lambda fmt, *args: lines.append(fmt % args), info=lambda *a: None))
+    auto = budget_auto.AutoBudget(block_size=8)
+    reasons = ["plain"] * (budget_auto.STATE_EVERY - 3) + ["probe", "chosen", "chosen"]
+    steps = iter(BudgetedStep(BudgetedStep.make_dummy([0], [5], 8).acceptance, 8, Plan(True, None, r)) for r in reasons)
+    monkeypatch.setattr(auto.stepper, "step", lambda *args, **kwargs: next(steps))
+    for _ in reasons:
+        auto.step(None, SimpleNamespace(anchors=torch.zeros(1)))
+    assert len(lines) == 1
+    assert f"plans {{chosen: 2, plain: {budget_auto.STATE_EVERY - 3}, probe: 1}}" in lines[0], lines[0]
