@@ -90,16 +90,25 @@ class BudgetController:
         self.probe_loss = Ema(0.5)  # share of a probe's time lost against plain decoding of its tokens
         self._plain_run = 1  # passes of a plain step at the last plan
         self._last_reason = ""
+        self._trees = True  # whether the batch being planned may verify a tree (`plan`)
 
     def _peek_turn(self) -> int:
+        return self._turns()[0]
+
+    def _turns(self) -> tuple[int, int]:
+        """(the next width in turn, turns it takes): tree widths are passed over for a batch without trees."""
         widths = self.settings.widths
         # warm-up starts with the full chain: the first steps behave as a fixed-width server does
         order = (self.settings.block_size,) + tuple(w for w in widths if w != self.settings.block_size)
-        return order[self._turn % len(order)]
+        for turns in range(1, len(order) + 1):
+            width = order[(self._turn + turns - 1) % len(order)]
+            if self._trees or width <= self.settings.block_size:
+                return width, turns
+        raise AssertionError(order)  # the chain's widths are always in turn
 
     def _next_turn(self) -> int:
-        width = self._peek_turn()
-        self._turn += 1
+        width, turns = self._turns()
+        self._turn += turns
         self.since_explore = 0.0
         return width
 
@@ -108,9 +117,11 @@ class BudgetController:
         share = self.settings.explore_share / self.backoff
         return self.since_explore * share >= cost * (1.0 - share)
 
-    def plan(self, batch_size: int, plain_run: int = 1) -> Plan:
-        """`plain_run`: target passes a plain step of this batch would run (spec/plain_run.py)."""
-        self._plain_run = plain_run
+    def plan(self, batch_size: int, plain_run: int = 1, trees: bool = True) -> Plan:
+        """`plain_run`: target passes a plain step of this batch would run (spec/plain_run.py). `trees`: whether
+        this batch may verify a tree and show what it gains (greedy rows; budget_step.py). Without, warm-up and
+        exploration pass over the tree widths, and their expectations, from other batches, do not count."""
+        self._plain_run, self._trees = plain_run, trees
         plan = self._plan(batch_size, plain_run)
         if plan.reason == "plain" and self._last_reason in ("probe", "explore"):
             self.backoff = min(2.0 * self.backoff, self.settings.max_backoff)
@@ -127,7 +138,8 @@ class BudgetController:
         if self._probe_due(batch_size):
             return Plan(True, self.settings.block_size, "probe")
         plain = batch_size * plain_run / self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=plain_run)
-        known = {w: e.value * batch_size for w, e in self.expected.items() if e.value is not None}
+        known = {w: e.value * batch_size for w, e in self.expected.items()
+                 if e.value is not None and (self._trees or w <= self.settings.block_size)}
         if known and plain >= max(self._rates(known, batch_size).values()):
             return Plan(False, PLAIN_WIDTH, "plain")
         return Plan(True, None, "chosen")

@@ -127,12 +127,15 @@ class BudgetedStepper:
         bs, greedy_rows = block.batch_size, step.sampling.top_ks <= 1  # [bs]
         start = self.clock()
         run = run_length(plain_run_length, step.seq_lens, step.max_lengths) if step.features is None else 1
-        plan = self.controller.plan(bs, run)
+        # a tree's gain is measured on greedy rows only (TreeGain): a batch without them keeps to chains, and
+        # exploring trees on it would cost their time and teach nothing
+        trees = (trees and step.features is None and bool(self.controller.settings.tree_widths)
+                 and bool(greedy_rows.any()))
+        plan = self.controller.plan(bs, run, trees)
         if not plan.drafted:
             acceptance = plain_run(models, step, block, run, generator)
             return self._done(BudgetedStep(acceptance, PLAIN_WIDTH, plan, passes=run), start, start)
         candidates = draw_drafts(models.draft(block), step.sampling, step.rule, generator)
-        trees = trees and step.features is None and bool(self.controller.settings.tree_widths)
         expected, estimate = self.expected_tokens(candidates, greedy_rows, trees)
         width = self.controller.choose(expected, bs, plan)
         drafted_at = self.clock()

@@ -280,3 +280,18 @@ def test_the_state_line_shows_the_measured_verify_time_of_each_width():
     line = controller.describe(2)
     assert "verify ms by width at this bs {2: 14.0, 3: 16.0," in line, line  # 10 ms + 1 ms per token, 2 requests
     assert "plain 12.00ms" in line, line
+
+
+def test_a_batch_without_trees_explores_only_the_chains_widths():
+    controller = BudgetController(BudgetSettings(BLOCK, tree_widths=(16, 32), explore_share=0.5))
+    planned = {trees: set() for trees in (False, True)}
+    for trees in (False, True):
+        for _ in range(60):
+            plan = controller.plan(1, trees=trees)
+            width = plan.width if plan.drafted and plan.width is not None else PLAIN_WIDTH
+            if plan.drafted:
+                controller.choose({w: 2.0 for w in range(1, BLOCK + 1)}, 1, plan)
+            planned[trees].add(width)
+            controller.observe(StepTiming(1, width, plan.drafted, 0.004 if plan.drafted else 0.0, 0.01 + 0.001 * width))
+    assert max(planned[False]) == BLOCK
+    assert {16, 32} <= planned[True]
