@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 PROMPTS = ["def fibonacci(n):", "The capital of France is", "import numpy as np\n", "Once upon a time",
            "for i in range(10):"]
-NEW_TOKENS = 64
+NEW_TOKENS = 48  # 64 until 2026-12-01: `make test` had reached 25 minutes
 TOKEN_IDS = {" the": 297, " and": 389}  # in the bundled tokenizer; checked below
 V_SEED = 2  # a direction that gives the bundled random drafter partial acceptance (tau ~2 at block 8)
 BUILTIN_DFLASH_ENV = {**STRICT_MEMORY_ENV, "DFLASH_SGLANG_IMPL": "builtin"}
