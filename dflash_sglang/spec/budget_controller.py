@@ -102,9 +102,13 @@ class BudgetController:
         order = (self.settings.block_size,) + tuple(w for w in widths if w != self.settings.block_size)
         for turns in range(1, len(order) + 1):
             width = order[(self._turn + turns - 1) % len(order)]
-            if self._trees or width <= self.settings.block_size:
+            if self._offered(width):
                 return width, turns
         raise AssertionError(order)  # the chain's widths are always in turn
+
+    def _offered(self, width: int) -> bool:
+        """Whether the batch being planned may take `width`: a tree only where `plan` was told trees are."""
+        return self._trees or width <= self.settings.block_size
 
     def _next_turn(self) -> int:
         width, turns = self._turns()
@@ -138,8 +142,7 @@ class BudgetController:
         if self._probe_due(batch_size):
             return Plan(True, self.settings.block_size, "probe")
         plain = batch_size * plain_run / self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=plain_run)
-        known = {w: e.value * batch_size for w, e in self.expected.items()
-                 if e.value is not None and (self._trees or w <= self.settings.block_size)}
+        known = {w: e.value * batch_size for w, e in self.expected.items() if e.value is not None and self._offered(w)}
         if known and plain >= max(self._rates(known, batch_size).values()):
             return Plan(False, PLAIN_WIDTH, "plain")
         return Plan(True, None, "chosen")

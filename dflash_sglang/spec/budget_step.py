@@ -153,10 +153,9 @@ class BudgetedStepper:
         return self._done(BudgetedStep(acceptance, width, plan), start, drafted_at)
 
     def _observe_tree(self, width: int, candidates: Candidates, walked: Acceptance, greedy_rows: torch.Tensor) -> None:
-        """The tree's tokens against the argmax chain's on the same block, over greedy rows (TreeGain)."""
+        """The tree's tokens against the argmax chain's on the same block, over greedy rows (TreeGain; a batch
+        verifies trees only with one, `step`)."""
         rows = greedy_rows.to(walked.out_tokens.device)  # [bs]
-        if not bool(rows.any()):
-            return
         chain_drafts = candidates.draft_logits[rows].argmax(dim=-1)  # [greedy bs, blk-1]
         chain = chain_commits_on_walked_block(walked.out_tokens[rows], chain_drafts)  # [greedy bs]
         self.tree_gain.observe(width, float(walked.acceptance_lengths[rows].sum()), float(chain.sum()))
