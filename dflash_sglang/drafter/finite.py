@@ -3,7 +3,7 @@ every token, so such a drafter only costs acceptance.
 
 A row of draft logits with any non-finite value becomes all zeros: the uniform distribution, a valid q for
 speculative sampling (lossless for any q), and argmax token 0 for a greedy draft. Without this, sampled
-requests draw from softmax(NaN) (multinomial refuses it) and the rejection test divides by NaN. Elementwise,
+requests draw from softmax(NaN) (a NaN cumulative sum) and the rejection test divides by NaN. Elementwise,
 no host sync, so the draft pass stays graph-capturable.
 """
 

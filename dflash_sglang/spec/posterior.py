@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dflash_sglang.spec.categorical import draw
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -48,9 +50,7 @@ def posterior_tokens(
 
 def sample_probs(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """[bs, blk, vocab] processed distributions -> [bs, blk] one draw from each (greedy rows are one-hot)."""
-    bs, blk, vocab = probs.shape
-    sampled = torch.multinomial(probs.reshape(bs * blk, vocab), num_samples=1, generator=generator)  # [bs*blk, 1]
-    return sampled.view(bs, blk)
+    return draw(probs, generator)
 
 
 def processed_probs(

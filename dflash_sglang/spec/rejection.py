@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from dflash_sglang.spec.accept import commit_tokens
+from dflash_sglang.spec.categorical import draw
 from dflash_sglang.spec.types import Acceptance, Candidates
 
 
@@ -84,8 +85,8 @@ def outcome_probs(inputs: RejectionInput) -> torch.Tensor:  # [bs, blk, vocab]
 def accept_by_rejection(inputs: RejectionInput, generator: torch.Generator | None = None) -> Acceptance:
     """Draws n from accepted_count_probs, then the emitted token from the residual at n: the joint law is
     outcome_probs, without materialising a residual at every block position."""
-    accepted = torch.multinomial(accepted_count_probs(inputs), num_samples=1, generator=generator)[:, 0]  # [bs]
-    bonus = torch.multinomial(residual_at(inputs, accepted), num_samples=1, generator=generator)[:, 0]  # [bs]
+    accepted = draw(accepted_count_probs(inputs), generator)  # [bs]
+    bonus = draw(residual_at(inputs, accepted), generator)  # [bs]
     return Acceptance(accepted=accepted, bonus=bonus, out_tokens=commit_tokens(inputs.drafts, accepted, bonus))
 
 
@@ -93,9 +94,7 @@ def sample_drafts(
     draft_probs: torch.Tensor,  # [bs, blk-1, vocab] q_k, processed
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:  # [bs, blk-1]
-    bs, num_drafts, vocab = draft_probs.shape
-    flat = draft_probs.reshape(bs * num_drafts, vocab)
-    return torch.multinomial(flat, num_samples=1, generator=generator).view(bs, num_drafts)
+    return draw(draft_probs, generator)
 
 
 def rejection_input(candidates: Candidates, target_probs: torch.Tensor) -> RejectionInput:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from dflash_sglang.spec.accept import commit_tokens
+from dflash_sglang.spec.categorical import draw
 from dflash_sglang.spec.rejection import acceptance_probability, residual_distribution
 from dflash_sglang.spec.tree_types import NO_PARENT, DraftTree, TreeAcceptance
 from dflash_sglang.spec.types import Acceptance
@@ -68,11 +69,7 @@ def branch_firsts(lengths: list[int]) -> list[int]:
 def sample_branch_tokens(draft_probs: torch.Tensor, lengths: list[int],
                          generator: torch.Generator | None = None) -> torch.Tensor:  # [bs, n-1]
     """draft_probs [bs, blk-1, vocab] q_d -> every branch node's token, drawn from q at its depth."""
-    bs = draft_probs.shape[0]
-    columns = []
-    for length in lengths:
-        drafts = torch.multinomial(draft_probs[:, :length].reshape(bs * length, -1), 1, generator=generator)
-        columns.append(drafts.view(bs, length))  # [bs, length]
+    columns = [draw(draft_probs[:, :length], generator) for length in lengths]  # each [bs, length]
     return torch.cat(columns, dim=1)
 
 
@@ -107,7 +104,7 @@ def walk_branches(tree: DraftTree, lengths: list[int], target_probs: torch.Tenso
         path[:, depth] = torch.where(taken, child, NO_PARENT)
         alive = taken
     accepted = (path[:, 1:] >= 0).sum(dim=1)  # [bs]
-    bonus = torch.multinomial(emit, 1, generator=generator)[:, 0]  # [bs]
+    bonus = draw(emit, generator)  # [bs]
     drafts = tree.tokens.gather(1, path[:, 1:].clamp(min=0))  # [bs, blk-1], junk past `accepted`
     out = commit_tokens(drafts, accepted, bonus.to(drafts.dtype))
     return TreeAcceptance(Acceptance(accepted=accepted, bonus=bonus, out_tokens=out), path)
