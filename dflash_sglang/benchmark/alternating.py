@@ -9,8 +9,10 @@ machine holds two servers at a time: one AR server stays up, the methods' server
 round runs each temperature x concurrency cell on both, in alternating order. Speedup is the method's
 tok/s over its own AR's, over all rounds; `round_speedups` in the JSON has each round's ratio with their
 median and range. τ does not depend on load. `dflash-point-mass` is our worker
-with DFLASH_SGLANG_SAMPLING_RULE=point-mass; `dflash-auto` is our worker with a per-step verify width
-(`--speculative-dflash-tree-budget auto`), which may fall back to plain decoding.
+with DFLASH_SGLANG_SAMPLING_RULE=point-mass; `dflash-tree-16` verifies a tree of 16 tokens per request
+(`--speculative-dflash-tree-budget 16`: branches drawn from the drafter's q on sampled requests), the
+multi-candidate rule whose τ the chain's is compared with; `dflash-auto` is our worker with a per-step
+verify width (`--speculative-dflash-tree-budget auto`), which may fall back to plain decoding.
 """
 
 from __future__ import annotations
@@ -33,21 +35,31 @@ from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch, launch
 from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
 POINT_MASS = "dflash-point-mass"
+TREE = "dflash-tree-16"
 AUTO = "dflash-auto"
-METHODS = ("dflash", POINT_MASS, AUTO, "builtin")
+METHODS = ("dflash", POINT_MASS, TREE, AUTO, "builtin")
+TREE_BUDGETS = {TREE: "16", AUTO: "auto"}
 LABELS = {"ar": "AR", "dflash": "DFLASH (ours, rejection)", POINT_MASS: "DFLASH (ours, point-mass rule)",
+          TREE: f"DFLASH (ours, rejection, {TREE_BUDGET_FLAG} 16: branches)",
           AUTO: f"DFLASH (ours, rejection, {TREE_BUDGET_FLAG} auto)",
           "builtin": "DFLASH (SGLang builtin, CPU: our torch sampling verify, point-mass rule)"}
 
 
+def server_plan(config, method: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """`method`'s server flags and the environment it adds: our variants are `dflash` plus a rule or a budget."""
+    plan = recipe(config, "dflash" if method in (POINT_MASS, *TREE_BUDGETS) else method)
+    env = {**plan.env, **({"DFLASH_SGLANG_SAMPLING_RULE": "point-mass"} if method == POINT_MASS else {})}
+    budget = (TREE_BUDGET_FLAG, TREE_BUDGETS[method]) if method in TREE_BUDGETS else ()
+    return (*plan.args, *budget), env
+
+
 def _launch(config, method: str, log_dir: Path, ready: bool = False) -> ServerProcess:
     """`method`'s server; with `ready`, waited for (and stopped if that fails or is interrupted)."""
-    plan = recipe(config, "dflash" if method in (POINT_MASS, AUTO) else method)
-    env = {**os.environ, **plan.env, **({"DFLASH_SGLANG_SAMPLING_RULE": "point-mass"} if method == POINT_MASS else {})}
-    args = (*plan.args, TREE_BUDGET_FLAG, "auto") if method == AUTO else plan.args
+    args, env = server_plan(config, method)
     # Idle servers sleep: the other server of the pair must not spin while one is measured.
     start = launch_ready if ready else launch
-    return start(config.model, args, log_path=log_dir / f"{method}.log", env=env, sleep_on_idle=True)
+    return start(config.model, args, log_path=log_dir / f"{method}.log", env={**os.environ, **env},
+                 sleep_on_idle=True)
 
 
 def _start(config, method: str, log_dir: Path) -> ServerProcess:

@@ -40,3 +40,19 @@ def test_each_rounds_speedup_is_over_the_ar_of_the_same_round():
     [cell] = round_speedups(runs, "dflash", "ar")
     assert cell["speedups"] == [1.0, 4.0, 2.0] and (cell["median"], cell["min"], cell["max"]) == (2.0, 1.0, 4.0)
     assert (cell["dataset"], cell["concurrency"]) == ("T=1", 8)
+
+
+def test_each_method_starts_our_worker_with_its_rule_or_budget():
+    from dflash_sglang.benchmark.alternating import METHODS, server_plan
+    from dflash_sglang.benchmark.args import parse_config
+
+    config = parse_config(["--compare", "ar,dflash,builtin", "--output", "x.json"])
+    plans = {m: server_plan(config, m) for m in METHODS}
+    budget = {m: args[args.index("--speculative-dflash-tree-budget") + 1] if "--speculative-dflash-tree-budget" in args
+              else None for m, (args, _) in plans.items()}
+    assert budget == {"dflash": None, "dflash-point-mass": None, "dflash-tree-16": "16", "dflash-auto": "auto",
+                      "builtin": None}
+    rules = {m: env.get("DFLASH_SGLANG_SAMPLING_RULE") for m, (_, env) in plans.items()}
+    assert rules == {m: "point-mass" if m == "dflash-point-mass" else None for m in METHODS}
+    assert plans["builtin"][1] == {"DFLASH_SGLANG_IMPL": "builtin"}
+    assert all("DFLASH" in args for args, _ in plans.values())
