@@ -1,15 +1,16 @@
 """One draw from each row of a categorical distribution, by inverting its cumulative sum.
 
 Every sampled token of ours (the target's token in a plain run, the drafts from q, the accepted count,
-the residual's token) is such a draw. `torch.multinomial` does the same with a host-side validity check
-and one pass per row; on this 2-core CPU it took 0.13 ms per row at the bundled pair's vocabulary of 4,096
-and 3.8 ms at Qwen3's 151,936, against 0.017 ms and 0.16 ms here (2026-12-01, one thread). At 8 requests a
-block of drafts is 56 rows: 5.8 ms of multinomial per step on the bundled pair.
+the residual's token, the tree branches) is such a draw: one uniform per row and a binary search, no host
+sync. `torch.multinomial` was the slow part of our sampling here: on this 2-core CPU it took 0.13 ms per row
+at the bundled pair's vocabulary of 4,096 and 3.8 ms at Qwen3's 151,936, against 0.017 ms and 0.16 ms
+inverted (2026-12-01, one thread). At 8 requests a block of drafts is 56 rows: 5.8 ms of multinomial per
+step on the bundled pair.
 
 Exactness: on CPU, torch's cumsum accumulates in double and rounds each partial sum once (the largest error
-against a float64 cumsum was 6e-8 at both vocabularies), so a token's probability is off by at most two
-roundings; multinomial's own accumulation is no better than that. On CUDA the scan accumulates in float32,
-with an error of the same order times log2(vocab).
+against a float64 cumsum was 6e-8 at both vocabularies), so a token's probability, the difference of two
+partial sums, is off by about 1e-7, below the float32 softmax's own error. On CUDA the scan accumulates in
+float32, with an error of the same order times log2(vocab).
 """
 
 from __future__ import annotations
