@@ -45,12 +45,7 @@ def posterior_tokens(
 ) -> torch.Tensor:  # [bs, blk]
     if params.all_greedy:
         return logits.argmax(dim=-1)
-    return sample_probs(processed_probs(logits, params), generator)
-
-
-def sample_probs(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """[bs, blk, vocab] processed distributions -> [bs, blk] one draw from each (greedy rows are one-hot)."""
-    return draw(probs, generator)
+    return draw(processed_probs(logits, params), generator)  # greedy rows of a mixed batch are one-hot
 
 
 def processed_probs(

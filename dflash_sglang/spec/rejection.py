@@ -90,13 +90,6 @@ def accept_by_rejection(inputs: RejectionInput, generator: torch.Generator | Non
     return Acceptance(accepted=accepted, bonus=bonus, out_tokens=commit_tokens(inputs.drafts, accepted, bonus))
 
 
-def sample_drafts(
-    draft_probs: torch.Tensor,  # [bs, blk-1, vocab] q_k, processed
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:  # [bs, blk-1]
-    return draw(draft_probs, generator)
-
-
 def rejection_input(candidates: Candidates, target_probs: torch.Tensor) -> RejectionInput:
     assert candidates.draft_probs is not None, "the rejection rule needs the drafter's distribution"
     return RejectionInput(candidates.tokens[:, 1:], candidates.draft_probs, target_probs)

@@ -14,7 +14,8 @@ import torch
 
 from dflash_sglang.spec.accept import accept
 from dflash_sglang.spec.posterior import SamplingParams, posterior_tokens, processed_probs
-from dflash_sglang.spec.rejection import accept_by_rejection, rejection_input, sample_drafts
+from dflash_sglang.spec.categorical import draw
+from dflash_sglang.spec.rejection import accept_by_rejection, rejection_input
 from dflash_sglang.spec.types import Acceptance, Candidates, Verification
 
 REJECTION = "rejection"
@@ -39,7 +40,7 @@ def draw_drafts(candidates: Candidates, params: SamplingParams, rule: str,
         return candidates
     assert candidates.draft_logits is not None, "the drafter must return its logits for sampled requests"
     q = processed_probs(candidates.draft_logits, params)  # [bs, blk-1, vocab]
-    sampled = sample_drafts(q, generator).to(candidates.tokens.dtype)  # [bs, blk-1]
+    sampled = draw(q, generator).to(candidates.tokens.dtype)  # [bs, blk-1]
     greedy = _greedy_rows(params, sampled.device)[:, None]  # [bs, 1]
     drafts = torch.where(greedy, candidates.tokens[:, 1:], sampled)  # [bs, blk-1]
     tokens = torch.cat([candidates.tokens[:, :1], drafts], dim=1)  # [bs, blk]

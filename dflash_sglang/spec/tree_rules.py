@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from dflash_sglang.spec.posterior import posterior_tokens, processed_probs, sample_probs
+from dflash_sglang.spec.categorical import draw
+from dflash_sglang.spec.posterior import posterior_tokens, processed_probs
 from dflash_sglang.spec.rules import REJECTION
 from dflash_sglang.spec.step import StepInput
 from dflash_sglang.spec.tree_accept import walk_tree
@@ -68,7 +69,7 @@ def walk_step_tree(built: StepTree, target_logits: torch.Tensor, step: StepInput
         return walk_tree(built.tree, posterior_tokens(target_logits, step.sampling, generator), step.block_size)
     assert built.draft_probs is not None
     p = processed_probs(target_logits, step.sampling)  # [bs, n, vocab], once for both walks
-    walked = walk_tree(built.tree, sample_probs(p, generator), step.block_size)
+    walked = walk_tree(built.tree, draw(p, generator), step.block_size)
     fan = walk_branches(built.tree, list(built.lengths), p, built.draft_probs, step.block_size, generator)
     rows = built.branch_rows  # [bs]
 
