@@ -29,8 +29,13 @@ verified in 49 steps (2026-12-01; 95 passes for 47 steps since). On a flat sampl
 a probe commits 15 tokens where plain runs commit 37 in its time, and is priced near its cost.
 Each probe or exploration after which plain decoding still wins halves both shares, down to
 1/`max_backoff` of them: when the drafter keeps losing (sampled requests on a flat target), probing and
-exploring at the full shares cost up to 15 % of the time for nothing. A step that drafts by choice
-restores them.
+exploring at the full shares cost up to 15 % of the time for nothing. A step that drafts by choice and
+commits its tokens faster than plain decoding would have restores them; one that lost does not (on
+sampled requests at 8 requests the drafter is chosen after a prefill, where plain decoding runs one pass,
+and half of those steps lost: restoring the shares on each brought exploration back to its full share).
+Exploration's turn at width 1 is a plain step ("explore-plain"): it keeps the plain fit measured at the
+batch sizes where chains win, and a drafted step verifying the anchor alone paid the draft pass for nothing
+(36 ms lost against a plain run at 8 requests, 2026-12-01). Warm-up drafts at width 1 once.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class BudgetSettings:
     max_backoff: float = 4.0  # probes and exploration shrink to 1/max_backoff of their shares while they fail
 
     def __post_init__(self) -> None:
-        assert self.block_size >= 1, self.block_size
+        assert self.block_size >= 2, self.block_size  # config.py: a block is the anchor and at least one draft
         assert all(w > self.block_size for w in self.tree_widths), (self.tree_widths, self.block_size)
         assert 0.0 < self.explore_share < 1.0 and 0.0 < self.probe_share < 1.0, (self.explore_share, self.probe_share)
         assert self.max_backoff >= 1.0, self.max_backoff
@@ -70,7 +75,7 @@ class Plan:
 
     drafted: bool
     width: int | None
-    reason: str  # warm-up | explore | probe | plain | chosen
+    reason: str  # warm-up | explore | explore-plain | probe | plain | chosen
 
     @staticmethod
     def make_dummy(drafted: bool = True, width: int | None = None) -> "Plan":
@@ -110,6 +115,9 @@ class BudgetController:
         """Whether the batch being planned may take `width`: a tree only where `plan` was told trees are."""
         return self._trees or width <= self.settings.block_size
 
+    def _warming_up(self) -> bool:
+        return self.drafted_steps < len(self.settings.widths) or not self.costs.ready
+
     def _next_turn(self) -> int:
         width, turns = self._turns()
         self._turn += turns
@@ -117,7 +125,8 @@ class BudgetController:
         return width
 
     def _explore_due(self, batch_size: int) -> bool:
-        cost = self.costs.seconds(batch_size, self._peek_turn(), drafted=True)
+        width = self._peek_turn()
+        cost = self.costs.seconds(batch_size, width, drafted=width != PLAIN_WIDTH)
         share = self.settings.explore_share / self.backoff
         return self.since_explore * share >= cost * (1.0 - share)
 
@@ -129,16 +138,15 @@ class BudgetController:
         plan = self._plan(batch_size, plain_run)
         if plan.reason == "plain" and self._last_reason in ("probe", "explore"):
             self.backoff = min(2.0 * self.backoff, self.settings.max_backoff)
-        elif plan.reason == "chosen":
-            self.backoff = 1.0
         self._last_reason = plan.reason
         return plan
 
     def _plan(self, batch_size: int, plain_run: int) -> Plan:
-        if self.drafted_steps < len(self.settings.widths) or not self.costs.ready:
+        if self._warming_up():
             return Plan(True, self._next_turn(), "warm-up")
         if self._explore_due(batch_size):
-            return Plan(True, self._next_turn(), "explore")
+            width = self._next_turn()
+            return Plan(True, width, "explore") if width != PLAIN_WIDTH else Plan(False, width, "explore-plain")
         if self._probe_due(batch_size):
             return Plan(True, self.settings.block_size, "probe")
         plain = batch_size * plain_run / self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=plain_run)
@@ -159,13 +167,21 @@ class BudgetController:
         run = self._plain_run
         return self.costs.seconds(batch_size, PLAIN_WIDTH, drafted=False, passes=run) / (batch_size * run)
 
-    def _observe_probe(self, timing: StepTiming) -> None:
-        """The share of the probe just run that was lost against plain runs committing the same tokens: a share,
-        not seconds, because the batch size changes between probes (seconds measured at 8 requests made probes
-        at 1 request rare)."""
+    def _lost_share(self, timing: StepTiming) -> float:
+        """The share of the drafted step just run that was lost against plain runs committing the same tokens
+        (negative: it won)."""
         took = timing.draft_seconds + timing.verify_seconds + (self.costs.between.value or 0.0)
-        plain = timing.committed * self._plain_seconds_per_token(timing.batch_size)
-        self.probe_loss.observe(max(0.0, 1.0 - plain / took))
+        return 1.0 - timing.committed * self._plain_seconds_per_token(timing.batch_size) / took
+
+    def _observe_drafted(self, timing: StepTiming) -> None:
+        """Probes are priced by their lost share: a share, not seconds, because the batch size changes between
+        probes (seconds measured at 8 requests made probes at 1 request rare). A chosen step that won restores
+        the probe and exploration shares (module docstring)."""
+        lost = self._lost_share(timing)
+        if self._last_reason == "probe":
+            self.probe_loss.observe(max(0.0, lost))
+        elif self._last_reason == "chosen" and lost <= 0.0:
+            self.backoff = 1.0
 
     def _rates(self, expected: Mapping[int, float], batch_size: int) -> dict[int, float]:
         return {w: e / self.costs.seconds(batch_size, w, drafted=True) for w, e in expected.items()}
@@ -187,8 +203,8 @@ class BudgetController:
 
     def observe(self, timing: StepTiming) -> None:
         self.costs.observe(timing)
-        if self._last_reason == "probe" and timing.committed is not None and self.costs.plain.observed:
-            self._observe_probe(timing)
+        if timing.drafted and timing.committed is not None and self.costs.plain.observed:
+            self._observe_drafted(timing)
         self.since_explore += timing.draft_seconds + timing.verify_seconds + (self.costs.between.value or 0.0)
         if timing.drafted:
             self.drafted_steps += 1

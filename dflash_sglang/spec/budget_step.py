@@ -163,8 +163,9 @@ class BudgetedStepper:
     def _done(self, result: BudgetedStep, start: float, drafted_at: float) -> BudgetedStep:
         bs = result.acceptance.accepted.shape[0]
         seconds = self.clock() - drafted_at
-        # a host read, so only where the controller prices it: what a probe committed
-        committed = float(result.acceptance.acceptance_lengths.sum()) if result.plan.reason == "probe" else None
+        # a host read, so only where the controller prices it: what a probe or a chosen step committed
+        priced = result.plan.reason in ("probe", "chosen")
+        committed = float(result.acceptance.acceptance_lengths.sum()) if priced else None
         self.controller.observe(StepTiming(bs, result.width, result.plan.drafted, drafted_at - start,
                                            seconds, result.passes, committed))
         return result

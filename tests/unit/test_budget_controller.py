@@ -295,3 +295,45 @@ def test_a_batch_without_trees_explores_only_the_chains_widths():
             controller.observe(StepTiming(1, width, plan.drafted, 0.004 if plan.drafted else 0.0, 0.01 + 0.001 * width))
     assert max(planned[False]) == BLOCK
     assert {16, 32} <= planned[True]
+
+
+def _past_warm_up(controller: BudgetController, bs: int) -> None:
+    """Both fits measured at `bs`: plain steps at 10 ms a pass, chains at 10 ms + 1 ms per token, drafts 4 ms."""
+    for width in (PLAIN_WIDTH, 3, BLOCK):
+        controller.costs.observe(StepTiming(bs, width, width > 1, 0.004 if width > 1 else 0.0,
+                                            0.01 + (0.001 * bs * width if width > 1 else 0.0)))
+    controller.drafted_steps = len(controller.settings.widths)
+
+
+@pytest.mark.parametrize("won", [True, False])
+def test_only_a_chosen_step_that_won_restores_the_probe_and_exploration_shares(won):
+    """A plain step commits 8 tokens in 10 ms here. A chosen chain of 8 (4 ms draft + 74 ms verify) that
+    commits 64 tokens won; one that commits 16 lost, and the shares stay backed off (restored on every
+    chosen step, exploration came back to its full share on sampled requests)."""
+    controller = BudgetController(BudgetSettings(BLOCK))
+    _past_warm_up(controller, bs=8)
+    controller.backoff = controller.settings.max_backoff
+    plan = Plan(True, None, "chosen")
+    controller._last_reason = "chosen"
+    width = controller.choose({w: 8.0 * w for w in controller.settings.widths}, 8, plan)
+    assert width == BLOCK
+    controller.observe(StepTiming(8, BLOCK, True, 0.004, 0.074, committed=64.0 if won else 16.0))
+    assert controller.backoff == (1.0 if won else controller.settings.max_backoff)
+
+
+def test_exploration_measures_width_1_by_a_plain_step():
+    """Width 1 is plain decoding. A drafted step at width 1 pays a draft pass and commits what a plain pass
+    does: warm-up takes it once; exploration's turn at width 1 is a plain step, which measures the plain fit
+    at this batch size."""
+    controller = BudgetController(BudgetSettings(BLOCK, explore_share=0.5))
+    steps = []
+    for _ in range(200):
+        plan = controller.plan(2)
+        width = plan.width if plan.drafted and plan.width is not None else PLAIN_WIDTH
+        if plan.drafted:
+            controller.choose({w: 2.0 for w in range(1, BLOCK + 1)}, 2, plan)
+        steps.append((plan.reason, plan.drafted, width))
+        controller.observe(StepTiming(2, width, plan.drafted, 0.004 if plan.drafted else 0.0, 0.01 + 0.001 * width))
+    assert ("warm-up", True, PLAIN_WIDTH) in steps
+    assert {w for reason, _, w in steps if reason == "explore"} == set(range(2, BLOCK + 1))
+    assert {(drafted, w) for reason, drafted, w in steps if reason == "explore-plain"} == {(False, PLAIN_WIDTH)}
