@@ -308,8 +308,8 @@ def _past_warm_up(controller: BudgetController, bs: int) -> None:
 @pytest.mark.parametrize("won", [True, False])
 def test_only_a_chosen_step_that_won_restores_the_probe_and_exploration_shares(won):
     """A plain step commits 8 tokens in 10 ms here. A chosen chain of 8 (4 ms draft + 74 ms verify) that
-    commits 64 tokens won; one that commits 16 lost, and the shares stay backed off (restored on every
-    chosen step, exploration came back to its full share on sampled requests)."""
+    commits 64 tokens won; one that commits 16 lost, and the shares stay backed off (the rule before restored
+    them on every chosen step, and on sampled requests exploration came back to its full share)."""
     controller = BudgetController(BudgetSettings(BLOCK))
     _past_warm_up(controller, bs=8)
     controller.backoff = controller.settings.max_backoff
