@@ -46,6 +46,7 @@ from typing import Mapping
 from dflash_sglang.spec.budget_cost import Ema, StepCosts, StepTiming
 
 PLAIN_WIDTH = 1
+PRICED_REASONS = ("probe", "chosen")  # plans whose committed tokens `observe` prices (_observe_drafted)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 import torch
 
 from dflash_sglang.spec.block import make_draft_block
-from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, BudgetController, Plan
+from dflash_sglang.spec.budget_controller import PLAIN_WIDTH, PRICED_REASONS, BudgetController, Plan
 from dflash_sglang.spec.budget_cost import StepTiming
 from dflash_sglang.spec.budget_estimate import (
     RowCalibration,
@@ -163,8 +163,8 @@ class BudgetedStepper:
     def _done(self, result: BudgetedStep, start: float, drafted_at: float) -> BudgetedStep:
         bs = result.acceptance.accepted.shape[0]
         seconds = self.clock() - drafted_at
-        # a host read, so only where the controller prices it: what a probe or a chosen step committed
-        priced = result.plan.reason in ("probe", "chosen")
+        # a host read, so only where the controller prices it
+        priced = result.plan.reason in PRICED_REASONS
         committed = float(result.acceptance.acceptance_lengths.sum()) if priced else None
         self.controller.observe(StepTiming(bs, result.width, result.plan.drafted, drafted_at - start,
                                            seconds, result.passes, committed))

@@ -13,8 +13,8 @@ from dataclasses import replace
 import torch
 
 from dflash_sglang.spec.accept import accept
-from dflash_sglang.spec.posterior import SamplingParams, posterior_tokens, processed_probs
 from dflash_sglang.spec.categorical import draw
+from dflash_sglang.spec.posterior import SamplingParams, posterior_tokens, processed_probs
 from dflash_sglang.spec.rejection import accept_by_rejection, rejection_input
 from dflash_sglang.spec.types import Acceptance, Candidates, Verification
 
