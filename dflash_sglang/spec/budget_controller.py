@@ -157,6 +157,8 @@ class BudgetController:
         return Plan(True, None, "chosen")
 
     def _probe_due(self, batch_size: int) -> bool:
+        if self.plain_seconds <= 0.0:  # probes are for plain stretches: one that lost nothing was due at every step
+            return False
         probe = self.costs.seconds(batch_size, self.settings.block_size, drafted=True)
         lost = self.probe_loss.value
         if lost is None:  # no probe yet: one that commits only the bonus tokens

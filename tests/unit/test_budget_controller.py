@@ -337,3 +337,13 @@ def test_exploration_measures_width_1_by_a_plain_step():
     assert ("warm-up", True, PLAIN_WIDTH) in steps
     assert {w for reason, _, w in steps if reason == "explore"} == set(range(2, BLOCK + 1))
     assert {(drafted, w) for reason, drafted, w in steps if reason == "explore-plain"} == {(False, PLAIN_WIDTH)}
+
+
+def test_a_probe_that_lost_nothing_does_not_make_every_drafted_step_a_probe():
+    """Probes are for plain stretches. Priced at a loss of 0 (the first probe won), one was due after any
+    drafted step too, and every step verified the full chain until a probe lost."""
+    controller = BudgetController(BudgetSettings(BLOCK))
+    _past_warm_up(controller, bs=8)
+    controller.probe_loss.observe(0.0)
+    assert controller.plain_seconds == 0.0
+    assert controller.plan(8).reason != "probe"
