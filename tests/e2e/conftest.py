@@ -21,6 +21,9 @@ from dflash_sglang.datasets import humaneval_prompts
 from helpers.e2e import (
     FP32, HYBRID_ENV, HYBRID_MEMORY_ARGS, LOSSLESS_NEW_TOKENS, LOSSLESS_PROMPTS, METRICS, STRICT_MEMORY_ENV, dflash_args,
 )
+from helpers.request_features import SYNC_ARGS
+
+AR_ORACLE_ARGS = FP32 + METRICS + SYNC_ARGS
 
 Key = tuple
 
@@ -34,14 +37,19 @@ class ServerPool:
     def key(model_path: Path, extra_args: tuple[str, ...], env: dict | None) -> Key:
         return str(model_path), tuple(extra_args), tuple(sorted((env or {}).items()))
 
-    def get(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
+    def start(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
+        """Launch without waiting for readiness. A start-up leaves one of the two cores idle for much of its
+        ~30 s (two together were ready in 49 s, 2026-12-01), so a module starts the servers it needs together."""
         key = self.key(model_path, extra_args, env)
         if key not in self.servers:
-            server = launch(model_path, extra_args, log_path=self.log_dir / f"{name}.log",
-                            env={**os.environ, **(env or {})})
-            self.servers[key] = server
-            server.wait_ready()
+            self.servers[key] = launch(model_path, extra_args, log_path=self.log_dir / f"{name}.log",
+                                       env={**os.environ, **(env or {})})
         return self.servers[key]
+
+    def get(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
+        server = self.start(name, model_path, extra_args, env)
+        server.wait_ready()
+        return server
 
     def stop(self, key: Key) -> str | None:
         """Stop one server by its process group; a message if any member survived."""
@@ -61,11 +69,16 @@ class ModuleServers:
         self.pool = pool
         self.started: list[Key] = []
 
-    def get(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
+    def start(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
         key = self.pool.key(model_path, extra_args, env)
         if key not in self.pool.servers:
             self.started.append(key)
-        return self.pool.get(name, model_path, extra_args, env)
+        return self.pool.start(name, model_path, extra_args, env)
+
+    def get(self, name: str, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> ServerProcess:
+        server = self.start(name, model_path, extra_args, env)
+        server.wait_ready()
+        return server
 
     def release(self, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> None:
         """Stop a server this module no longer needs, before the module ends: on this 24 GiB machine
@@ -107,16 +120,28 @@ def pair() -> tuple[Path, Path]:
     return tiny_pair()
 
 
+def _start_session_pair(server_pool: ServerPool, pair) -> tuple[ServerProcess, ServerProcess]:
+    """The bundled pair's AR and DFLASH servers, started together: nearly every e2e module needs both."""
+    target, drafter = pair
+    ar = server_pool.start("ar", target, AR_ORACLE_ARGS, env=STRICT_MEMORY_ENV)
+    dflash = server_pool.start("dflash", target, FP32 + METRICS + dflash_args(drafter), env=STRICT_MEMORY_ENV)
+    return ar, dflash
+
+
 @pytest.fixture(scope="session")
 def ar_server(server_pool, pair) -> ServerProcess:
-    target, _ = pair
-    return server_pool.get("ar", target, FP32 + METRICS, env=STRICT_MEMORY_ENV)
+    """AR without the overlap scheduler, which counts penalties one token late (helpers/request_features.py):
+    the oracle of every module, penalties included."""
+    ar, _ = _start_session_pair(server_pool, pair)
+    ar.wait_ready()
+    return ar
 
 
 @pytest.fixture(scope="session")
 def dflash_server(server_pool, pair) -> ServerProcess:
-    target, drafter = pair
-    return server_pool.get("dflash", target, FP32 + METRICS + dflash_args(drafter), env=STRICT_MEMORY_ENV)
+    _, dflash = _start_session_pair(server_pool, pair)
+    dflash.wait_ready()
+    return dflash
 
 
 @pytest.fixture(scope="session")

@@ -52,17 +52,24 @@ def two_token_target(pair, tmp_path_factory) -> Path:
     return target
 
 
+def _server_specs(drafter: Path) -> dict[str, tuple[tuple[str, ...], dict]]:
+    return {"two-token-ar": (FP32, STRICT_MEMORY_ENV),
+            "two-token-builtin-dflash": (FP32 + dflash_args(drafter), BUILTIN_DFLASH_ENV),
+            "two-token-ngram": (FP32 + NGRAM_ARGS, STRICT_MEMORY_ENV)}
+
+
 @pytest.fixture(scope="module")
-def ar_ids(module_servers, two_token_target) -> list[list[int]]:
-    server = module_servers.get("two-token-ar", two_token_target, FP32, env=STRICT_MEMORY_ENV)
+def ar_ids(module_servers, pair, two_token_target) -> list[list[int]]:
+    """AR's tokens; the baselines' servers start alongside AR's (conftest.py `start`)."""
+    for name, (args, env) in _server_specs(pair[1]).items():
+        module_servers.start(name, two_token_target, args, env)
+    server = baseline_server(module_servers, "ar", two_token_target, pair[1])
     return [r["output_ids"] for r in generate_many(server.base_url, PROMPTS, NEW_TOKENS, 1, temperature=0)]
 
 
 def baseline_server(module_servers, name, target, drafter):
-    if name == "builtin-dflash":
-        return module_servers.get("two-token-builtin-dflash", target, FP32 + dflash_args(drafter),
-                               env=BUILTIN_DFLASH_ENV)
-    return module_servers.get("two-token-ngram", target, FP32 + NGRAM_ARGS, env=STRICT_MEMORY_ENV)
+    args, env = _server_specs(drafter)[f"two-token-{name}"]
+    return module_servers.get(f"two-token-{name}", target, args, env)
 
 
 def first_difference(a: list[int], b: list[int]) -> int:

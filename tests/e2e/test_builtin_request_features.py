@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, dflash_args
-from helpers.request_features import FEATURES, NUM_PROMPTS, PENALTY_FEATURES, SYNC_ARGS, generate_all
+from helpers.e2e import FP32, STRICT_MEMORY_ENV, dflash_args
+from helpers.request_features import FEATURES, NUM_PROMPTS, PENALTY_FEATURES, generate_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
@@ -18,9 +18,9 @@ BUILTIN_ENV = {**STRICT_MEMORY_ENV, "DFLASH_SGLANG_IMPL": "builtin"}
 
 
 @pytest.fixture(scope="module")
-def servers(module_servers, pair):
+def servers(module_servers, pair, ar_server):
     target, drafter = pair
-    ar = module_servers.get("ar-sync", target, FP32 + METRICS + SYNC_ARGS, env=STRICT_MEMORY_ENV)
+    ar = ar_server  # without the overlap scheduler (conftest.py)
     try:
         builtin = module_servers.get("builtin-dflash", target, FP32 + dflash_args(drafter), env=BUILTIN_ENV)
     except RuntimeError as err:  # the builtin cannot run everywhere; this is a comparison, not our feature

@@ -58,6 +58,8 @@ def run(module_servers, pair, long_prompts):
             assert not module_servers.stop_started()
         current.append(window)
         args = FP32 + dflash_args(drafter) + ("--speculative-draft-window-size", str(window)) + WINDOW_ARGS[window]
+        for each in IMPL_ENV:  # both of the window's servers start together (conftest.py `start`)
+            module_servers.start(f"window-{window}-{each}", target, args, env=IMPL_ENV[each])
         server = module_servers.get(f"window-{window}-{impl}", target, args, env=IMPL_ENV[impl])
         if impl == "ours":
             assert f"draft window {window} tokens" in server.log_text()  # the worker's construction line

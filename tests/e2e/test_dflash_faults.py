@@ -28,13 +28,28 @@ RETRACT_ARGS = ("--max-total-tokens", "640", "--schedule-conservativeness", "0.0
 PROMPT = "def count_words(text):\n    \"\"\"Return how many words are in text.\"\"\"\n"
 
 
+def _doomed_args(drafter) -> tuple[str, ...]:
+    return FP32 + METRICS + dflash_args(drafter) + ("--max-total-tokens", "640")
+
+
+def _retract_args(drafter) -> tuple[str, ...]:
+    return FP32 + METRICS + dflash_args(drafter) + RETRACT_ARGS
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_module_servers(module_servers, pair):
+    """This module's own servers start together, before its first test (conftest.py `start`)."""
+    target, drafter = pair
+    module_servers.start("dflash-retract", target, _retract_args(drafter), env=STRICT_MEMORY_ENV)
+    module_servers.start("dflash-sigterm", target, _doomed_args(drafter), env=STRICT_MEMORY_ENV)
+
+
 @pytest.fixture(scope="module")
 def doomed_server(module_servers, pair):
     """A DFLASH server of this module's own (a smaller KV pool keeps its key apart from the session's): the SIGTERM
     test ends it."""
     target, drafter = pair
-    args = FP32 + METRICS + dflash_args(drafter) + ("--max-total-tokens", "640")
-    return module_servers.get("dflash-sigterm", target, args, env=STRICT_MEMORY_ENV)
+    return module_servers.get("dflash-sigterm", target, _doomed_args(drafter), env=STRICT_MEMORY_ENV)
 
 
 def test_prompt_longer_than_the_context_is_400_and_server_keeps_serving(dflash_server):
@@ -51,7 +66,7 @@ def test_prompt_longer_than_the_context_is_400_and_server_keeps_serving(dflash_s
 
 def test_requests_retracted_when_the_kv_pool_runs_out_end_with_ar_tokens(module_servers, pair, ar_server):
     target, drafter = pair
-    args = FP32 + METRICS + dflash_args(drafter) + RETRACT_ARGS
+    args = _retract_args(drafter)
     server = module_servers.get("dflash-retract", target, args, env=STRICT_MEMORY_ENV)
     prompts = [PROMPT + f"# case {i}\n" for i in range(RETRACT_REQUESTS)]
     ours = generate_many(server.base_url, prompts, RETRACT_TOKENS, RETRACT_REQUESTS, temperature=0)

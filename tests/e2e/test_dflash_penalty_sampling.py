@@ -38,9 +38,10 @@ def _sample(server) -> np.ndarray:  # [SAMPLES, TOKENS]
 
 def test_frequency_penalty_keeps_the_first_three_token_distributions(module_servers, vocab_pair):
     target, drafter = vocab_pair
-    theirs = _sample(module_servers.get("tiny-vocab-ar-sync", target, SERVER_ARGS + SYNC_ARGS))
     dflash_args = ("--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
                    "--speculative-num-draft-tokens", str(BLOCK))
+    module_servers.start("tiny-vocab-dflash-penalty", target, SERVER_ARGS + dflash_args)  # alongside AR's start-up
+    theirs = _sample(module_servers.get("tiny-vocab-ar-sync", target, SERVER_ARGS + SYNC_ARGS))
     ours = _sample(module_servers.get("tiny-vocab-dflash-penalty", target, SERVER_ARGS + dflash_args))
     p_values = []
     for k in range(TOKENS):

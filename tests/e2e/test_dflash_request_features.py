@@ -15,21 +15,15 @@ import pytest
 
 from dflash_sglang.client import post_json
 from dflash_sglang.datasets import humaneval_prompts
-from helpers.e2e import FP32, METRICS, STRICT_MEMORY_ENV, mismatches, stream_generate
+from helpers.e2e import mismatches, stream_generate
 from helpers.request_features import (
-    FEATURES, NEW_TOKENS, NUM_PROMPTS, SCHEMA, SYNC_ARGS, generate_all, tau, whitespace_bias,
+    FEATURES, NEW_TOKENS, NUM_PROMPTS, SCHEMA, generate_all, tau, whitespace_bias,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 _ar_results: dict[str, list[dict]] = {}
 JSON_TOKENS = 64
-AR_ARGS = FP32 + METRICS + SYNC_ARGS  # the oracle (helpers/request_features.py says why)
-
-
-@pytest.fixture(scope="module")
-def ar_server(module_servers, pair):
-    return module_servers.get("ar-sync", pair[0], AR_ARGS, env=STRICT_MEMORY_ENV)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
-"""Issues 4 and 15: sampling with DFLASH keeps the target's distribution. Over a few thousand seeded
+"""Issues 4, 12 and 15: sampling with DFLASH keeps the target's distribution. Over a few thousand seeded
 samples on a 16-token vocabulary, each of the first three generated tokens is distributed as under AR
 sampling (chi-squared), at temperatures 0.7 and 1.0, with and without top-p 0.9.
 
 Our worker drafts from the drafter's own distribution and accepts by rejection (spec/rejection.py).
 Issue 15 item 2: SGLang's builtin on CPU, through our torch sampling verify
 (sglang_adapter/cpu/builtin_sampling_verify.py), passes the same test instead of silently going greedy.
+Issue 12: through verify trees (`--speculative-dflash-tree-budget 32`, block 4), sampled rows verify branches
+drawn from the drafter's q, walked by multi-draft speculative sampling (spec/tree_sampled.py).
+The module's servers start together (conftest.py `start`), and every test reads the same AR samples.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ AUTO_TOKENS = 8
 PROMPT = [3, 7, 1, 12, 5]
 SERVER_ARGS = FP32 + ("--skip-tokenizer-init", "--random-seed", "0", "--max-running-requests", "250")
 BUILTIN_ENV = {"DFLASH_SGLANG_IMPL": "builtin"}
+TREE_BUDGET = 32
+# 32 requests x 32 nodes of temporary KV slots fit the 8192-token pool; at 250 running requests they would not,
+# and those steps would run on the chain (kv-pool-full), testing nothing here.
+TREE_MAX_RUNNING = ("--max-running-requests", "32")
+TREE_SAMPLINGS = ("T1.0", "T0.7-top-p0.9")
 SAMPLINGS = {
     "T1.0": {"temperature": 1.0},
     "T1.0-top-p0.9": {"temperature": 1.0, "top_p": 0.9},
@@ -41,6 +49,23 @@ def vocab_pair(tmp_path_factory):
 def _dflash_args(drafter) -> tuple[str, ...]:
     return SERVER_ARGS + ("--speculative-algorithm", "DFLASH", "--speculative-draft-model-path", str(drafter),
                           "--speculative-num-draft-tokens", str(BLOCK))
+
+
+@pytest.fixture(scope="module")
+def servers(module_servers, vocab_pair):
+    """server(name) -> that server, once ready. All of them start at once: a start-up leaves a core idle."""
+    target, drafter = vocab_pair
+    specs = {
+        "tiny-vocab-ar": (SERVER_ARGS, None),
+        "tiny-vocab-dflash": (_dflash_args(drafter), None),
+        "tiny-vocab-builtin": (_dflash_args(drafter), BUILTIN_ENV),
+        "tiny-vocab-dflash-auto": (_dflash_args(drafter) + ("--speculative-dflash-tree-budget", "auto"), None),
+        "tiny-vocab-tree32": (_dflash_args(drafter) + ("--speculative-dflash-tree-budget", str(TREE_BUDGET))
+                              + TREE_MAX_RUNNING, None),
+    }
+    for name, (args, env) in specs.items():
+        module_servers.start(name, target, args, env)
+    return lambda name: module_servers.get(name, target, *specs[name])
 
 
 def _sample(server, sampling: dict, widths: list[int] | None = None,
@@ -65,10 +90,9 @@ def ar_samples() -> dict[tuple[str, int], np.ndarray]:
     return {}  # per sampling and length: AR's tokens, taken on first use
 
 
-def _ar(module_servers, target, samples: dict[str, np.ndarray], name: str, tokens: int = TOKENS) -> np.ndarray:
+def _ar(servers, samples: dict[str, np.ndarray], name: str, tokens: int = TOKENS) -> np.ndarray:
     if (name, tokens) not in samples:
-        server = module_servers.get("tiny-vocab-ar", target, SERVER_ARGS)
-        samples[name, tokens] = _sample(server, SAMPLINGS[name], tokens=tokens)[0]
+        samples[name, tokens] = _sample(servers("tiny-vocab-ar"), SAMPLINGS[name], tokens=tokens)[0]
     return samples[name, tokens]
 
 
@@ -82,10 +106,9 @@ def _p_values(ours: np.ndarray, theirs: np.ndarray) -> list[float]:
 
 
 @pytest.mark.parametrize("name", list(SAMPLINGS))
-def test_first_three_token_distributions_match_ar(module_servers, vocab_pair, ar_samples, name):
-    target, drafter = vocab_pair
-    theirs = _ar(module_servers, target, ar_samples, name)
-    ours, steps = _sample(module_servers.get("tiny-vocab-dflash", target, _dflash_args(drafter)), SAMPLINGS[name])
+def test_first_three_token_distributions_match_ar(servers, ar_samples, name):
+    theirs = _ar(servers, ar_samples, name)
+    ours, steps = _sample(servers("tiny-vocab-dflash"), SAMPLINGS[name])
     p_values = _p_values(ours, theirs)
     accept_rate = sum(n >= 2 for n in steps) / len(steps)  # the first draft token was accepted
     print(f"{name}: p-values {[round(p, 3) for p in p_values]} first-draft acceptance={accept_rate:.2f}")
@@ -95,29 +118,25 @@ def test_first_three_token_distributions_match_ar(module_servers, vocab_pair, ar
 
 
 @pytest.mark.parametrize("name", ["T1.0", "T0.7-top-p0.9"])
-def test_builtin_on_cpu_keeps_the_distribution(module_servers, vocab_pair, ar_samples, name):
+def test_builtin_on_cpu_keeps_the_distribution(servers, ar_samples, name):
     """Without our sampling verify the builtin accepts greedily: its second and third tokens collapse
     onto the argmax path, and the p-values fall to ~0."""
-    target, drafter = vocab_pair
-    theirs = _ar(module_servers, target, ar_samples, name)
-    builtin = module_servers.get("tiny-vocab-builtin", target, _dflash_args(drafter), env=BUILTIN_ENV)
-    ours, _ = _sample(builtin, SAMPLINGS[name])
+    theirs = _ar(servers, ar_samples, name)
+    ours, _ = _sample(servers("tiny-vocab-builtin"), SAMPLINGS[name])
     p_values = _p_values(ours, theirs)
     print(f"builtin {name}: p-values {[round(p, 3) for p in p_values]}")
     assert min(p_values) > 0.001
     assert len(np.unique(ours[:, 2])) > 2  # not collapsed onto one greedy continuation
 
 
-def test_auto_keeps_the_distribution(module_servers, vocab_pair, ar_samples):
+def test_auto_keeps_the_distribution(servers, ar_samples):
     """`--speculative-dflash-tree-budget auto`: its warm-up runs the full chain, plain decoding (SGLang's
     DECODE forward, sglang_adapter/plain_pass.py), shortened chains and trees within the first AUTO_TOKENS
     tokens of the first samples (one chain step alone often commits three tokens); later ones, its choices."""
-    target, drafter = vocab_pair
-    auto = module_servers.get("tiny-vocab-dflash-auto", target,
-                              _dflash_args(drafter) + ("--speculative-dflash-tree-budget", "auto"))
+    auto = servers("tiny-vocab-dflash-auto")
     widths: list[int] = []
     for name in ("T0.7", "T1.0-top-p0.9"):
-        theirs = _ar(module_servers, target, ar_samples, name, AUTO_TOKENS)
+        theirs = _ar(servers, ar_samples, name, AUTO_TOKENS)
         ours, _ = _sample(auto, SAMPLINGS[name], widths, AUTO_TOKENS)
         p_values = _p_values(ours, theirs)
         print(f"auto {name}: p-values {[round(p, 3) for p in p_values]}")
@@ -126,3 +145,17 @@ def test_auto_keeps_the_distribution(module_servers, vocab_pair, ar_samples):
     assert 1 in widths and BLOCK in widths  # plain decoding and the full chain both produced these tokens
     assert "the target's DECODE pass" in auto.log_text()
     assert "first plain run" in auto.log_text()  # several plain passes in one step produced some of them
+
+
+@pytest.mark.parametrize("name", TREE_SAMPLINGS)
+def test_tree_token_distributions_match_ar(servers, ar_samples, name):
+    theirs = _ar(servers, ar_samples, name)
+    server = servers("tiny-vocab-tree32")
+    ours, steps = _sample(server, SAMPLINGS[name])
+    p_values = _p_values(ours, theirs)
+    accept_rate = sum(n >= 2 for n in steps) / len(steps)
+    print(f"tree {TREE_BUDGET} {name}: p-values {[round(p, 3) for p in p_values]} first-draft acceptance="
+          f"{accept_rate:.2f}")
+    assert min(p_values) > 0.001
+    assert len(steps) == SAMPLES and accept_rate > 0.05  # later tokens really went through the walk
+    assert "kv-pool-full" not in server.log_text()  # every step was a tree step

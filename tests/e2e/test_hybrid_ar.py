@@ -32,8 +32,15 @@ def hybrid_target(tmp_path_factory):
     return target
 
 
+def _server_args(strategy: str) -> tuple[str, ...]:
+    return FP32 + ("--mamba-radix-cache-strategy", strategy)
+
+
 @pytest.fixture(scope="module")
-def prompt_ids(hybrid_target) -> list[list[int]]:
+def prompt_ids(module_servers, hybrid_target) -> list[list[int]]:
+    """Also starts both strategies' servers, so that their start-ups overlap each other and transformers' run."""
+    for strategy in STRATEGIES:
+        module_servers.start(f"hybrid-ar-{strategy}", hybrid_target, _server_args(strategy))
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(hybrid_target)
@@ -72,8 +79,7 @@ def _greedy_all_at_once(server, prompt_ids) -> list[dict]:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_ar_greedy_equals_transformers(module_servers, hybrid_target, prompt_ids, transformers_greedy, strategy):
-    server = module_servers.get(f"hybrid-ar-{strategy}", hybrid_target,
-                                FP32 + ("--mamba-radix-cache-strategy", strategy))
+    server = module_servers.get(f"hybrid-ar-{strategy}", hybrid_target, _server_args(strategy))
     results = _greedy_all_at_once(server, prompt_ids)
     worst = 0.0
     for i, (result, (tokens, logprobs)) in enumerate(zip(results, transformers_greedy)):

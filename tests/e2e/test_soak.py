@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from dflash_sglang.soak.cli import summary, write_outputs
-from dflash_sglang.soak.run import AR_ARGS, STRICT_MEMORY_ENV, SoakConfig, run_soak
+from dflash_sglang.soak.run import AR_ARGS, SoakConfig, run_soak
 from dflash_sglang.soak.traffic import INVALID, KINDS
 
 pytestmark = pytest.mark.e2e
@@ -17,16 +17,13 @@ pytestmark = pytest.mark.e2e
 MINUTES, GREEDY_POOL = 1.0, 16
 
 
-@pytest.fixture(scope="module")
-def ar_sync_server(module_servers, pair):
-    """AR without the overlap scheduler (it counts penalties exactly): the soak's oracle."""
-    return module_servers.get("ar-sync", pair[0], AR_ARGS, env=STRICT_MEMORY_ENV)
-
-
-def test_short_soak(ar_sync_server, dflash_server, tmp_path):
+def test_short_soak(ar_server, dflash_server, tmp_path):
+    """The session's AR server runs the soak's oracle flags (AR_ARGS: no overlap scheduler, which counts
+    penalties one token late)."""
+    assert tuple(ar_server.argv[-len(AR_ARGS):]) == AR_ARGS, ar_server.argv
     config = SoakConfig(minutes=MINUTES, greedy_pool=GREEDY_POOL, output=tmp_path / "report.json",
                         log_dir=tmp_path / "logs")
-    report = run_soak(config, ar=ar_sync_server, dflash=dflash_server)
+    report = run_soak(config, ar=ar_server, dflash=dflash_server)
     png = write_outputs(config, report)
     print(summary(report) + f"\nreport: {config.output}\nplot: {png}")
     assert report["failures"] == []
