@@ -14,17 +14,16 @@ from helpers.drafter_copies import drafter_copy, hidden_size
 @pytest.mark.parametrize(
     ("changes", "block_size", "fragments"),
     [
-        ({"hidden_size": "double"}, 8, ["hidden_size", "the target's hidden_size"]),
-        ({"target_layer_ids": [1, 99]}, 8, ["target_layer_ids", "99"]),
-        ({}, 1, ["--speculative-num-draft-tokens", "expected >= 2, got 1"]),
+        (lambda drafter: {"hidden_size": 2 * hidden_size(drafter)}, 8, ["hidden_size", "the target's hidden_size"]),
+        (lambda drafter: {"target_layer_ids": [1, 99]}, 8, ["target_layer_ids", "99"]),
+        (lambda drafter: {}, 1, ["--speculative-num-draft-tokens", "expected >= 2, got 1"]),
     ],
     ids=["hidden-size", "layer-ids", "block-size-1"],
 )
 def test_a_drafter_that_does_not_fit_ends_with_one_line(tmp_path, changes, block_size, fragments):
+    """`changes(drafter)`: the config fields of the bad copy."""
     target, drafter = tiny_pair()
-    if changes.get("hidden_size") == "double":
-        changes = {"hidden_size": 2 * hidden_size(drafter)}
-    bad = drafter_copy(drafter, tmp_path, "bad", **changes)
+    bad = drafter_copy(drafter, tmp_path, "bad", **changes(drafter))
     with pytest.raises(StartupError) as raised:
         fitted_config(str(target), str(bad), block_size)
     message = str(raised.value)
