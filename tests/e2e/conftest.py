@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -79,6 +80,14 @@ class ModuleServers:
         server = self.start(name, model_path, extra_args, env)
         server.wait_ready()
         return server
+
+    def start_together(self, model_path: Path, specs: dict[str, tuple[tuple[str, ...], dict | None]]
+                       ) -> Callable[[str], ServerProcess]:
+        """Start every server of `specs` (name -> (extra args, env)) now, for their start-ups to overlap (`start`);
+        the returned function waits for the named one and returns it."""
+        for name, (extra_args, env) in specs.items():
+            self.start(name, model_path, extra_args, env)
+        return lambda name: self.get(name, model_path, *specs[name])
 
     def release(self, model_path: Path, extra_args: tuple[str, ...] = (), env: dict | None = None) -> None:
         """Stop a server this module no longer needs, before the module ends: on this 24 GiB machine

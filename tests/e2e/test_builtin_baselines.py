@@ -52,24 +52,21 @@ def two_token_target(pair, tmp_path_factory) -> Path:
     return target
 
 
-def _server_specs(drafter: Path) -> dict[str, tuple[tuple[str, ...], dict]]:
-    return {"two-token-ar": (FP32, STRICT_MEMORY_ENV),
-            "two-token-builtin-dflash": (FP32 + dflash_args(drafter), BUILTIN_DFLASH_ENV),
-            "two-token-ngram": (FP32 + NGRAM_ARGS, STRICT_MEMORY_ENV)}
+@pytest.fixture(scope="module")
+def servers(module_servers, pair, two_token_target):
+    """server(name) -> that server, once ready; AR's and the baselines' start together (conftest.py); the names
+    are also the log files' in the session's server directory, beside the session's own `ar`."""
+    return module_servers.start_together(two_token_target, {
+        "two-token-ar": (FP32, STRICT_MEMORY_ENV),
+        "two-token-builtin-dflash": (FP32 + dflash_args(pair[1]), BUILTIN_DFLASH_ENV),
+        "two-token-ngram": (FP32 + NGRAM_ARGS, STRICT_MEMORY_ENV),
+    })
 
 
 @pytest.fixture(scope="module")
-def ar_ids(module_servers, pair, two_token_target) -> list[list[int]]:
-    """AR's tokens; the baselines' servers start alongside AR's (conftest.py `start`)."""
-    for name, (args, env) in _server_specs(pair[1]).items():
-        module_servers.start(name, two_token_target, args, env)
-    server = baseline_server(module_servers, "ar", two_token_target, pair[1])
-    return [r["output_ids"] for r in generate_many(server.base_url, PROMPTS, NEW_TOKENS, 1, temperature=0)]
-
-
-def baseline_server(module_servers, name, target, drafter):
-    args, env = _server_specs(drafter)[f"two-token-{name}"]
-    return module_servers.get(f"two-token-{name}", target, args, env)
+def ar_ids(servers) -> list[list[int]]:
+    results = generate_many(servers("two-token-ar").base_url, PROMPTS, NEW_TOKENS, 1, temperature=0)
+    return [r["output_ids"] for r in results]
 
 
 def first_difference(a: list[int], b: list[int]) -> int:
@@ -78,8 +75,8 @@ def first_difference(a: list[int], b: list[int]) -> int:
 
 @pytest.mark.parametrize("concurrency", [1, 5])
 @pytest.mark.parametrize("name", ["builtin-dflash", "ngram"])
-def test_greedy_tokens_equal_ar(module_servers, pair, two_token_target, ar_ids, name, concurrency):
-    server = baseline_server(module_servers, name, two_token_target, pair[1])
+def test_greedy_tokens_equal_ar(servers, ar_ids, name, concurrency):
+    server = servers(f"two-token-{name}")
     results = generate_many(server.base_url, PROMPTS, NEW_TOKENS, concurrency, temperature=0)
     mismatches = {prompt: first_difference(r["output_ids"], ar)
                   for prompt, r, ar in zip(PROMPTS, results, ar_ids) if r["output_ids"] != ar}

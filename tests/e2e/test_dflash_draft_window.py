@@ -58,9 +58,10 @@ def run(module_servers, pair, long_prompts):
             assert not module_servers.stop_started()
         current.append(window)
         args = FP32 + dflash_args(drafter) + ("--speculative-draft-window-size", str(window)) + WINDOW_ARGS[window]
-        for each in IMPL_ENV:  # both of the window's servers start together (conftest.py `start`)
-            module_servers.start(f"window-{window}-{each}", target, args, env=IMPL_ENV[each])
-        server = module_servers.get(f"window-{window}-{impl}", target, args, env=IMPL_ENV[impl])
+        # both of the window's servers start together (conftest.py)
+        servers = module_servers.start_together(target, {f"window-{window}-{each}": (args, env)
+                                                          for each, env in IMPL_ENV.items()})
+        server = servers(f"window-{window}-{impl}")
         if impl == "ours":
             assert f"draft window {window} tokens" in server.log_text()  # the worker's construction line
         results = generate_many(server.base_url, long_prompts, NEW_TOKENS, concurrency, temperature=0)

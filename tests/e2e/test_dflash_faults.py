@@ -38,10 +38,10 @@ def _retract_args(drafter) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module", autouse=True)
 def _start_module_servers(module_servers, pair):
-    """This module's own servers start together, before its first test (conftest.py `start`)."""
+    """This module's own servers start together, before its first test (conftest.py `start_together`)."""
     target, drafter = pair
-    module_servers.start("dflash-retract", target, _retract_args(drafter), env=STRICT_MEMORY_ENV)
-    module_servers.start("dflash-sigterm", target, _doomed_args(drafter), env=STRICT_MEMORY_ENV)
+    module_servers.start_together(target, {"dflash-retract": (_retract_args(drafter), STRICT_MEMORY_ENV),
+                                           "dflash-sigterm": (_doomed_args(drafter), STRICT_MEMORY_ENV)})
 
 
 @pytest.fixture(scope="module")

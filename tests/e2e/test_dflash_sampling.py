@@ -7,7 +7,7 @@ Issue 15 item 2: SGLang's builtin on CPU, through our torch sampling verify
 (sglang_adapter/cpu/builtin_sampling_verify.py), passes the same test instead of silently going greedy.
 Issue 12: through verify trees (`--speculative-dflash-tree-budget 32`, block 4), sampled rows verify branches
 drawn from the drafter's q, walked by multi-draft speculative sampling (spec/tree_sampled.py).
-The module's servers start together (conftest.py `start`), and every test reads the same AR samples.
+The module's servers start together (conftest.py `start_together`), and every test reads the same AR samples.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _dflash_args(drafter) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def servers(module_servers, vocab_pair):
-    """server(name) -> that server, once ready. All of them start at once: a start-up leaves a core idle."""
+    """server(name) -> that server, once ready. All of them start at once (conftest.py `start_together`)."""
     target, drafter = vocab_pair
     specs = {
         "tiny-vocab-ar": (SERVER_ARGS, None),
@@ -63,9 +63,7 @@ def servers(module_servers, vocab_pair):
         "tiny-vocab-tree32": (_dflash_args(drafter) + ("--speculative-dflash-tree-budget", str(TREE_BUDGET))
                               + TREE_MAX_RUNNING, None),
     }
-    for name, (args, env) in specs.items():
-        module_servers.start(name, target, args, env)
-    return lambda name: module_servers.get(name, target, *specs[name])
+    return module_servers.start_together(target, specs)
 
 
 def _sample(server, sampling: dict, widths: list[int] | None = None,

@@ -39,8 +39,7 @@ def _server_args(strategy: str) -> tuple[str, ...]:
 @pytest.fixture(scope="module")
 def prompt_ids(module_servers, hybrid_target) -> list[list[int]]:
     """Also starts both strategies' servers, so that their start-ups overlap each other and transformers' run."""
-    for strategy in STRATEGIES:
-        module_servers.start(f"hybrid-ar-{strategy}", hybrid_target, _server_args(strategy))
+    module_servers.start_together(hybrid_target, {f"hybrid-ar-{s}": (_server_args(s), None) for s in STRATEGIES})
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(hybrid_target)
