@@ -7,6 +7,8 @@ Issue 15 item 2: SGLang's builtin on CPU, through our torch sampling verify
 (sglang_adapter/cpu/builtin_sampling_verify.py), passes the same test instead of silently going greedy.
 Issue 12: through verify trees (`--speculative-dflash-tree-budget 32`, block 4), sampled rows verify branches
 drawn from the drafter's q, walked by multi-draft speculative sampling (spec/tree_sampled.py).
+Issue 11: with a frequency penalty (the second and third tokens are drawn at block positions whose penalty
+counts the drafts before them); the AR oracle runs without the overlap scheduler, which counts penalties late.
 The module's servers start together (conftest.py `start_together`), and every test reads the same AR samples.
 """
 
@@ -18,6 +20,7 @@ from scipy.stats import chi2_contingency
 
 from dflash_sglang.client import post_json
 from helpers.e2e import FP32
+from helpers.request_features import SYNC_ARGS
 from helpers.tiny_vocab_pair import BLOCK, VOCAB, make_tiny_vocab_pair
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +41,7 @@ SAMPLINGS = {
     "T0.7": {"temperature": 0.7},
     "T0.7-top-p0.9": {"temperature": 0.7, "top_p": 0.9},
     "T1.0-top-k5-top-p0.9-min-p0.05": {"temperature": 1.0, "top_k": 5, "top_p": 0.9, "min_p": 0.05},
+    "T1.0-frequency-penalty1.0": {"temperature": 1.0, "frequency_penalty": 1.0},
 }
 
 
@@ -56,7 +60,7 @@ def servers(module_servers, vocab_pair):
     """server(name) -> that server, once ready. All of them start at once (conftest.py `start_together`)."""
     target, drafter = vocab_pair
     specs = {
-        "tiny-vocab-ar": (SERVER_ARGS, None),
+        "tiny-vocab-ar": (SERVER_ARGS + SYNC_ARGS, None),
         "tiny-vocab-dflash": (_dflash_args(drafter), None),
         "tiny-vocab-builtin": (_dflash_args(drafter), BUILTIN_ENV),
         "tiny-vocab-dflash-auto": (_dflash_args(drafter) + ("--speculative-dflash-tree-budget", "auto"), None),
@@ -113,6 +117,15 @@ def test_first_three_token_distributions_match_ar(servers, ar_samples, name):
     assert min(p_values) > 0.001
     assert len(steps) == SAMPLES and accept_rate > 0.05  # later tokens really went through accept
     assert len(np.unique(theirs[:, 1])) > 2  # the target really samples: not a near one-hot distribution
+
+
+def test_the_frequency_penalty_shapes_the_ar_samples(servers, ar_samples):
+    """The penalty case above tests something: under AR the second token rarely repeats the first."""
+    theirs = _ar(servers, ar_samples, "T1.0-frequency-penalty1.0")
+    without = _ar(servers, ar_samples, "T1.0")
+    repeats, repeats_without = ((s[:, 1] == s[:, 0]).mean() for s in (theirs, without))
+    print(f"second token repeats the first: {repeats:.2f} with the penalty, {repeats_without:.2f} without")
+    assert repeats < min(0.5, repeats_without)
 
 
 @pytest.mark.parametrize("name", ["T1.0", "T0.7-top-p0.9"])
