@@ -8,8 +8,9 @@ twice, ends the server). τ is printed next to the chain's from the same prompts
 from __future__ import annotations
 
 import pytest
+import torch
 
-from dflash_sglang.client import generate, generate_many
+from dflash_sglang.client import generate, generate_many, post_json
 from helpers.e2e import (
     LOSSLESS_NEW_TOKENS as NEW_TOKENS, FP32, METRICS, STRICT_MEMORY_ENV, dflash_args, mismatches, leak_reports,
     stream_generate,
@@ -54,3 +55,16 @@ def test_streamed_tree_output_equals_the_whole_answer(tree_server, prompts):
     assert chunks[-1]["text"] == whole["text"]
     assert len(chunks) > 1 and chunks[-1]["meta_info"]["dflash_acceptance_lengths"] == \
         whole["meta_info"]["dflash_acceptance_lengths"]
+
+
+def test_cached_prefixes_give_way_to_the_tree(tree_server, prompts):
+    """The radix cache keeps finished requests' K/V until the pool is needed. The tree's temporary slots evict it
+    as SGLang's own decode slots do (tree_models.py `reserve`); before, a warm server's steps at c=8 found the pool
+    full and ran on the chain. Distinct prompts of 24 x 400 tokens overfill the 8,192-token pool's cache first."""
+    generator = torch.Generator().manual_seed(0)
+    fill = torch.randint(100, 4000, (24, 400), generator=generator).tolist()
+    post_json(tree_server.base_url, "/generate", {"input_ids": fill, "sampling_params": {"max_new_tokens": 1}})
+    results = generate_many(tree_server.base_url, prompts[:8], 16, 8, temperature=0)
+    print(f"tree {TREE_BUDGET} after the cache filled, c=8: tau={_tau(results):.2f}")
+    assert "kv-pool-full" not in tree_server.log_text()
+    assert not leak_reports(tree_server)
