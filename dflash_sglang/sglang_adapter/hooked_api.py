@@ -146,6 +146,8 @@ HOOKED_API: dict[str, tuple[str, ...] | None] = {
         "num_heads", "head_dim", "scaling", "num_kv_heads", "layer_id", "sliding_window_size", "attn_type"),
     "sglang.srt.layers.radix_attention.AttentionType.DECODER": None,
     "sglang.srt.layers.radix_attention.AttentionType.ENCODER_ONLY": None,
+    # tree_models.py: cached prefixes give way to the tree's temporary slots
+    "sglang.srt.mem_cache.common.evict_from_tree_cache": ("tree_cache", "num_tokens"),
     # tree_args.py
     "sglang.srt.server_args.ServerArgs.add_cli_args": ("parser",),
     "sglang.srt.server_args.ServerArgs.from_cli_args": ("args",),

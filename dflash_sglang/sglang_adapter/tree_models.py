@@ -3,9 +3,10 @@ in one TARGET_VERIFY pass through SGLang's custom-mask path, and the commit move
 
 KV slots: the scheduler reserves only blk slots per request past seq_len, and a tree has n nodes, so
 every node gets a temporary slot from the shared KV allocator (`reserve`, before the draft pass, so a
-full pool can still fall back to the chain; the radix cache's evictable prefixes are evicted for it first). After the walk the path's target K/V moves to the
-request's own slots seq_len.. (the pool's `move_kv_cache`, every layer), the drafter's context K/V is
-written there from the path's target features, and every temporary slot is freed.
+full pool can still fall back to the chain; cached prefixes are evicted for it first). After the walk
+the path's target K/V moves to the request's own slots seq_len.. (the pool's `move_kv_cache`, every
+layer), the drafter's context K/V is written there from the path's target features, and every
+temporary slot is freed.
 
 The mask is SGLang's full custom-mask layout, as EAGLE's tree verify passes it: per request, n rows
 of (seq_len + n) booleans, True = may attend; the committed prefix, then the node's ancestors and itself.
