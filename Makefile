@@ -37,12 +37,15 @@ bench: harness
 		--max-new-tokens 96 --output docs/benchmarks/sweep.json $(SWEEP_ARGS)
 	@$(MAKE) --no-print-directory bench-hybrid
 
-# AR, our DFLASH and SGLang's builtin DFLASH on the bundled hybrid (Gated DeltaNet) pair.
+# The bundled hybrid (Gated DeltaNet) pair, greedy, in alternating rounds with both servers up: our DFLASH next to
+# SGLang's builtin (same minutes), then each next to AR. JSON only; BENCH_ARGS adds or overrides flags.
+HYBRID_ALT = eval "$$($(CLI) env)"; eval "$$($(CLI) tiny-pair --kind hybrid)"; $(PY) -m dflash_sglang.benchmark.alternating \
+	--model "$$TARGET" --draft-model "$$DRAFTER" --dtype float32 --server-args='--mamba-radix-cache-strategy no_buffer' \
+	--temperatures 0 --concurrency 1,8 --num-prompts 8 --max-new-tokens 64
 bench-hybrid: harness
-	@eval "$$($(CLI) tiny-pair --kind hybrid)"; $(PY) -m dflash_sglang.benchmark --compare ar,dflash,builtin \
-		--concurrency 1,8 --model "$$TARGET" --draft-model "$$DRAFTER" --dtype float32 \
-		--server-args='--mamba-radix-cache-strategy no_buffer' --num-prompts 24 --max-new-tokens 96 \
-		--output docs/benchmarks/latest-hybrid.json $(BENCH_ARGS)
+	@$(HYBRID_ALT) --baseline builtin --methods dflash --rounds 10 \
+		--output docs/benchmarks/latest-hybrid-vs-builtin.json $(BENCH_ARGS)
+	@$(HYBRID_ALT) --methods dflash,builtin --rounds 5 --output docs/benchmarks/latest-hybrid.json $(BENCH_ARGS)
 
 # Our DFLASH server on the bundled pair under mixed c=16 traffic for 30 minutes (SOAK_ARGS='--minutes 5'); exit 1 on
 # any unexpected error, greedy mismatch vs AR, KV in use at idle or RSS growth >= 5 % (README: Soak).

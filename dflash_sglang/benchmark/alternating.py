@@ -13,24 +13,29 @@ with DFLASH_SGLANG_SAMPLING_RULE=point-mass; `dflash-tree-16` verifies a tree of
 (`--speculative-dflash-tree-budget 16`: branches drawn from the drafter's q on sampled requests), the
 multi-candidate rule whose τ the chain's is compared with; `dflash-auto` is our worker with a per-step
 verify width (`--speculative-dflash-tree-budget auto`), which may fall back to plain decoding.
+
+Another pair (e.g. the hybrid one: `eval "$(dflash-sglang tiny-pair --kind hybrid)"`) is given by
+`--model`/`--draft-model` and its flags by `--server-args`; `--temperatures 0` is greedy decoding, and
+`--baseline builtin --methods dflash` pairs our worker with SGLang's own in the same minutes.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
-from dflash_sglang.benchmark.args import parse_config
+from dflash_sglang.benchmark.args import BenchConfig, OneLineParser, parse_config
 from dflash_sglang.benchmark.load import run_load, sampling_params, warm_up
 from dflash_sglang.benchmark.methods import recipe
 from dflash_sglang.benchmark.records import RunRecord
 from dflash_sglang.benchmark.report import environment, write_json
 from dflash_sglang.benchmark.stats import RunStats, summarize, with_speedups
 from dflash_sglang.datasets import load_prompts
+from dflash_sglang.errors import UserError
 from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch, launch_ready
 from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
@@ -119,7 +124,7 @@ def round_speedups(runs: list[RunRecord], method: str, baseline: str) -> list[di
 
 
 def markdown_table(phases: dict[str, list[RunStats]], baseline: str = "ar") -> str:
-    name = LABELS[baseline].split(" (")[0] if baseline == "ar" else LABELS[baseline]
+    name = "AR" if baseline == "ar" else baseline  # the full label is in the rows; headers stay short
     lines = [f"| T | c | method | tok/s | {name} tok/s (same minutes) | speedup vs {name} | τ |",
              "|---|---|---|---|---|---|---|"]
     rows = []
@@ -133,51 +138,82 @@ def markdown_table(phases: dict[str, list[RunStats]], baseline: str = "ar") -> s
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    exit_on_sigterm()
-    p = argparse.ArgumentParser(prog="python -m dflash_sglang.benchmark.alternating")
+@dataclasses.dataclass(frozen=True)
+class AlternatingConfig:
+    bench: BenchConfig  # models, prompts per cell, concurrencies, output, server flags
+    methods: tuple[str, ...]
+    baseline: str
+    temperatures: tuple[float, ...]
+    rounds: int
+
+
+def parse_alternating(argv: list[str] | None = None) -> AlternatingConfig:
+    p = OneLineParser(prog="python -m dflash_sglang.benchmark.alternating")
     p.add_argument("--methods", default=",".join(METHODS), help=f"from {','.join(METHODS)}")
     p.add_argument("--baseline", default="ar", help="the server every method is paired with (default ar)")
-    p.add_argument("--temperatures", default="0.7,1.0")
+    p.add_argument("--temperatures", default="0.7,1.0", help="0 for greedy decoding")
     p.add_argument("--concurrency", default="1,8")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--num-prompts", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--model", help="target model directory (default: the bundled tiny pair)")
+    p.add_argument("--draft-model", help="DFlash drafter directory (default: the bundled tiny pair's)")
+    p.add_argument("--dtype", help="server --dtype (default: float32 for the tiny pair, else SGLang's)")
     p.add_argument("--output", type=Path, default=Path("dflash-sampling-benchmark.json"))
     p.add_argument("--server-args", default="", help="extra flags for every server, as one string")
     args = p.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods + [args.baseline] if m not in METHODS + ("ar",) or m == args.baseline and m in methods]
-    if bad:
-        raise ValueError(f"--methods: expected names from {', '.join(METHODS)}, got {bad}")
-    config = parse_config(["--compare", "ar,dflash,builtin", "--num-prompts", str(args.num_prompts),
-                           "--max-new-tokens", str(args.max_new_tokens), "--concurrency", args.concurrency,
-                           "--ignore-eos", "--output", str(args.output), "--server-args", args.server_args])
-    temperatures = [float(t) for t in args.temperatures.split(",")]
-    prompts = load_prompts("humaneval", config.num_prompts)
-    log_dir = Path(tempfile.mkdtemp(prefix="dflash-sampling-bench-"))
-    meta = {"config": {"methods": methods, "temperatures": temperatures, "concurrencies": list(config.concurrencies),
-                       "rounds": args.rounds, "num_prompts": config.num_prompts,
-                       "max_new_tokens": config.max_new_tokens, "block_size": config.block_size,
-                       "model": str(config.model), "draft_model": str(config.draft_model), "ignore_eos": True,
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    bad = [m for m in methods + (args.baseline,) if m not in METHODS + ("ar",) or m == args.baseline and m in methods]
+    if bad or not methods:
+        raise UserError(f"--methods / --baseline: expected distinct names from ar,{','.join(METHODS)}, got {bad}")
+    try:
+        temperatures = tuple(float(t) for t in args.temperatures.split(","))
+    except ValueError:
+        raise UserError(f"--temperatures: expected numbers like `0.7,1.0`, got {args.temperatures!r}") from None
+    if min(temperatures) < 0 or args.rounds < 1:
+        raise UserError(f"--temperatures / --rounds: expected temperatures >= 0 and rounds >= 1, "
+                        f"got {args.temperatures!r} / {args.rounds}")
+    optional = [(flag, value) for flag, value in (("--model", args.model), ("--draft-model", args.draft_model),
+                                                 ("--dtype", args.dtype)) if value]
+    bench = parse_config(["--compare", "ar,dflash,builtin", "--num-prompts", str(args.num_prompts),
+                          "--max-new-tokens", str(args.max_new_tokens), "--concurrency", args.concurrency,
+                          "--ignore-eos", "--output", str(args.output), "--server-args", args.server_args,
+                          *(part for pair in optional for part in pair)])
+    return AlternatingConfig(bench, methods, args.baseline, temperatures, args.rounds)
+
+
+def _report_meta(alt: AlternatingConfig, log_dir: Path) -> dict:
+    config = alt.bench
+    return {"config": {"methods": list(alt.methods), "baseline": alt.baseline, "temperatures": list(alt.temperatures),
+                       "concurrencies": list(config.concurrencies), "rounds": alt.rounds,
+                       "num_prompts": config.num_prompts, "max_new_tokens": config.max_new_tokens,
+                       "block_size": config.block_size, "model": str(config.model),
+                       "draft_model": str(config.draft_model), "dtype": config.dtype, "ignore_eos": True,
                        "dataset": "humaneval"},
             "environment": environment(), "server_logs": str(log_dir)}
+
+
+def run_alternating(alt: AlternatingConfig) -> int:
+    config = alt.bench
+    prompts = load_prompts("humaneval", config.num_prompts)
+    log_dir = Path(tempfile.mkdtemp(prefix="dflash-sampling-bench-"))
+    meta = _report_meta(alt, log_dir)
     phases: dict[str, list[RunStats]] = {}
+    rounds: dict[str, list[dict]] = {}
     started: list[ServerProcess] = []  # stopped below, however the run ends
     try:
-        base = _launch(config, args.baseline, log_dir)  # one baseline server for every phase
+        base = _launch(config, alt.baseline, log_dir)  # one baseline server for every phase
         started.append(base)
-        first = _launch(config, methods[0], log_dir)  # the first pair starts together
+        first = _launch(config, alt.methods[0], log_dir)  # the first pair starts together
         started.append(first)
         for server in (base, first):
             server.wait_ready()
         warm_up(base.base_url, prompts, config.warmup_requests, config.max_new_tokens)
-        rounds: dict[str, list[dict]] = {}
-        for i, method in enumerate(methods):
-            runs = _phase(config, (args.baseline, base), method, prompts, temperatures, args.rounds, log_dir,
+        for i, method in enumerate(alt.methods):
+            runs = _phase(config, (alt.baseline, base), method, prompts, alt.temperatures, alt.rounds, log_dir,
                           server=first if i == 0 else None)
-            rounds[method] = round_speedups(runs, method, args.baseline)
-            phases[method] = with_speedups([summarize(r) for r in _merge(runs)], baseline=args.baseline)
+            rounds[method] = round_speedups(runs, method, alt.baseline)
+            phases[method] = with_speedups([summarize(r) for r in _merge(runs)], baseline=alt.baseline)
             # Written after every phase: a run cut short keeps what it measured.
             write_json(config.output, {**meta, "phases": {m: [dataclasses.asdict(s) for s in st]
                                                           for m, st in phases.items()},
@@ -185,9 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in started:
             server.stop()
-    print(markdown_table(phases, args.baseline))
+    print(markdown_table(phases, alt.baseline))
     print(f"\nreport: {config.output}\nserver logs: {log_dir}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
+    try:
+        return run_alternating(parse_alternating(argv))
+    except UserError as err:
+        print(f"dflash-sglang: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

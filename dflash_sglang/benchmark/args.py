@@ -43,7 +43,7 @@ class BenchConfig:
     server_args: tuple[str, ...]  # passed through to every server started
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse's errors become UserError, so the CLI prints one line and no usage block."""
 
     def error(self, message: str):
@@ -51,7 +51,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="python -m dflash_sglang.benchmark",
+    p = OneLineParser(prog="python -m dflash_sglang.benchmark",
                        description="Output tok/s, acceptance length, latency and speedup vs AR of SGLang servers.")
     p.add_argument("--backend", default="sglang", help="only `sglang` (accepted for z-lab compatibility)")
     p.add_argument("--base-url", help="benchmark this running server (no server is started)")

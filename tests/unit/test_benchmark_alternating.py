@@ -56,3 +56,27 @@ def test_each_method_starts_our_worker_with_its_rule_or_budget():
     assert rules == {m: "point-mass" if m == "dflash-point-mass" else None for m in METHODS}
     assert plans["builtin"][1] == {"DFLASH_SGLANG_IMPL": "builtin"}
     assert all("DFLASH" in args for args, _ in plans.values())
+
+
+def test_the_command_line_takes_another_pair_and_names_bad_input(tmp_path):
+    import pytest
+
+    from dflash_sglang.benchmark.alternating import parse_alternating
+    from dflash_sglang.errors import UserError
+
+    target, drafter = tmp_path / "target", tmp_path / "drafter"
+    target.mkdir(), drafter.mkdir()
+    alt = parse_alternating(["--model", str(target), "--draft-model", str(drafter), "--baseline", "builtin",
+                             "--methods", "dflash", "--temperatures", "0", "--server-args", "--foo 1"])
+    assert (alt.bench.model, alt.bench.draft_model, alt.bench.dtype) == (target, drafter, None)
+    assert (alt.methods, alt.baseline, alt.temperatures, alt.bench.server_args) == (("dflash",), "builtin", (0.0,),
+                                                                                     ("--foo", "1"))
+    bundled = parse_alternating([])
+    assert bundled.bench.dtype == "float32" and bundled.bench.model != target
+    for argv, named in ((["--model", str(target)], "--draft-model"),
+                        (["--model", str(tmp_path / "missing"), "--draft-model", str(drafter)], "--model"),
+                        (["--methods", "dflash", "--baseline", "dflash"], "--methods"),
+                        (["--temperatures", "warm"], "--temperatures"), (["--rounds", "0"], "--rounds"),
+                        (["--dtype"], "--dtype")):
+        with pytest.raises(UserError, match=named):
+            parse_alternating(argv)
