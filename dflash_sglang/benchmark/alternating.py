@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 from dflash_sglang.benchmark.args import BenchConfig, OneLineParser, parse_config
+from dflash_sglang.benchmark.cli import run_main
 from dflash_sglang.benchmark.load import run_load, sampling_params, warm_up
 from dflash_sglang.benchmark.methods import recipe
 from dflash_sglang.benchmark.records import RunRecord
@@ -36,7 +36,7 @@ from dflash_sglang.benchmark.report import environment, write_json
 from dflash_sglang.benchmark.stats import RunStats, summarize, with_speedups
 from dflash_sglang.datasets import load_prompts
 from dflash_sglang.errors import UserError
-from dflash_sglang.serving import ServerProcess, exit_on_sigterm, launch, launch_ready
+from dflash_sglang.serving import ServerProcess, launch, launch_ready
 from dflash_sglang.spec.tree_budget import TREE_BUDGET_FLAG
 
 POINT_MASS = "dflash-point-mass"
@@ -227,12 +227,7 @@ def run_alternating(alt: AlternatingConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    exit_on_sigterm()
-    try:
-        return run_alternating(parse_alternating(argv))
-    except UserError as err:
-        print(f"dflash-sglang: error: {err}", file=sys.stderr)
-        return 2
+    return run_main(lambda: run_alternating(parse_alternating(argv)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 
 from dflash_sglang.benchmark.args import BenchConfig, parse_config
@@ -47,10 +48,15 @@ def benchmark(config: BenchConfig) -> int:
     return 0 if any(s.error is None for s in stats) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_main(run: Callable[[], int]) -> int:
+    """A benchmark's entry point: SIGTERM stops its servers; a UserError is one line and exit 2."""
     exit_on_sigterm()
     try:
-        return benchmark(parse_config(argv))
+        return run()
     except UserError as err:
         print(f"dflash-sglang: error: {err}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(lambda: benchmark(parse_config(argv)))
