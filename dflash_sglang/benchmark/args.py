@@ -52,7 +52,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m dflash_sglang.benchmark",
-                       description="Output tok/s, acceptance length, latency and speedup vs AR of SGLang servers.")
+                      description="Output tok/s, acceptance length, latency and speedup vs AR of SGLang servers.")
     p.add_argument("--backend", default="sglang", help="only `sglang` (accepted for z-lab compatibility)")
     p.add_argument("--base-url", help="benchmark this running server (no server is started)")
     p.add_argument("--compare", help=f"methods to start here, one at a time, from {','.join(METHODS)} "
