@@ -9,6 +9,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from dflash_sglang.benchmark.args import OneLineParser
 from dflash_sglang.errors import UserError
 
 BACKENDS = ("fa3", "flashinfer", "triton", "trtllm_mha")
@@ -30,14 +31,9 @@ class GpuCheckConfig:
     log_dir: Path | None  # None: next to the JSON
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="make gpu-check", description="Serve the bundled pair with AR, our DFLASH and SGLang's "
-                       "builtin on every attention backend, dtype and graph mode of this GPU; check losslessness.")
+    p = OneLineParser(prog="make gpu-check", description="Serve the bundled pair with AR, our DFLASH and SGLang's "
+                      "builtin on every attention backend, dtype and graph mode of this GPU; check losslessness.")
     p.add_argument("--backends", default=",".join(BACKENDS), help=f"comma list from {','.join(BACKENDS)}")
     p.add_argument("--dtypes", default="bf16,fp32", help="comma list from bf16, fp32")
     p.add_argument("--graphs", default="on,off", help="comma list from on, off")
